@@ -1,0 +1,122 @@
+"""The one protocol every language-model backend implements.
+
+A backend turns a batch of :class:`Request` into the same number of :class:`Completion`,
+in the same order. It does one thing: talk to a model. Caching, retries and concurrency
+wrap this protocol once (see ``cache.py``, ``retry.py``, ``executor.py``); no backend
+re-implements them.
+
+Errors: a backend raises :class:`TransientBackendError` for failures worth retrying
+(429, 5xx, timeouts, dropped connections) and :class:`BackendError` for the rest.
+Neither message may contain an API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of one request. Every field takes part in the cache key."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt to complete.
+
+    ``prefix`` is an optional hint: a leading part of ``prompt`` that many requests share
+    (a few-shot template). A backend that can keep a model state per prefix, like the
+    embedded llama.cpp one, uses it to pay prefill only for the rest of the prompt.
+    It never changes what a backend that ignores it returns.
+    ``chat`` asks for the chat endpoint (a single user message) instead of raw completion.
+    """
+
+    prompt: str
+    sampling: Sampling = field(default_factory=Sampling)
+    prefix: str | None = None
+    chat: bool = False
+
+    def __post_init__(self) -> None:
+        if self.prefix is not None and not self.prompt.startswith(self.prefix):
+            raise ValueError("Request.prefix must be a prefix of Request.prompt")
+
+
+@dataclass
+class Completion:
+    """What came back for one request.
+
+    ``finish_reason`` is ``"stop"`` (a stop sequence or end of text), ``"length"``
+    (hit max_tokens) or ``"error"`` (the request failed for good; ``error`` says why).
+    """
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+    cached: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason != "error"
+
+    @classmethod
+    def failed(cls, reason: str) -> "Completion":
+        return cls(text="", finish_reason="error", error=reason)
+
+
+class BackendError(Exception):
+    """A backend failed in a way that retrying will not fix."""
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying: rate limit, server error, timeout, reset connection."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A language model. ``identity`` names it for cache keys and the manifest."""
+
+    @property
+    def identity(self) -> dict: ...
+
+    def complete(self, requests: Sequence[Request]) -> list[Completion]: ...
+
+
+def request_key(identity: dict, request: Request) -> str:
+    """A stable hash of everything that determines a completion: backend, model, prompt,
+    every sampling parameter, and the endpoint kind. Versioned so that a format change
+    never serves a stale answer."""
+    payload = {
+        "v": 1,
+        "backend": identity,
+        "prompt": request.prompt,
+        "sampling": request.sampling.as_dict(),
+        "chat": request.chat,
+        # The embedded backend evaluates a prompt in two parts when it has a prefix, which
+        # can change the low bits of the logits; so the split point is part of the key.
+        "prefix_len": len(request.prefix) if request.prefix else 0,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()

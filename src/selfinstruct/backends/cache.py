@@ -1,0 +1,72 @@
+"""A persistent response cache in SQLite, wrapped around any backend.
+
+Used by :mod:`selfinstruct.executor`, which looks every request up before sending it.
+The key is :func:`selfinstruct.backends.base.request_key`: backend identity, model,
+prompt and every sampling parameter. Only successful completions are stored, so a failed
+request is sent again on the next run. A re-run or a resume therefore re-sends nothing
+that was already answered.
+
+The cache is written before the stage that asked records the result, so after a crash
+the answer is there for the replay.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from selfinstruct.backends.base import Completion
+
+SCHEMA_VERSION = 1
+
+
+class ResponseCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT completion FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return Completion(**data, cached=True)
+
+    def put(self, key: str, completion: Completion) -> None:
+        if not completion.ok:
+            return
+        data = {
+            "text": completion.text,
+            "finish_reason": completion.finish_reason,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "seconds": completion.seconds,
+        }
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?)",
+                (key, json.dumps(data, ensure_ascii=False)),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+

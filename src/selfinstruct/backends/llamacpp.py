@@ -1,0 +1,126 @@
+"""The embedded backend: a GGUF model run in process by llama.cpp (``llama-cpp-python``).
+
+Two things make it more than a thin wrapper:
+
+- **Prefix states.** Classification and instance prompts share long few-shot templates.
+  When a request carries a ``prefix``, the model state after that prefix is computed
+  once, saved, and restored before each such request, so each call pays prefill only for
+  its own tokens.
+- **Determinism.** llama.cpp silently reuses the KV cache of whatever it evaluated last,
+  and evaluating a prompt in different chunks changes the low bits of the logits, so the
+  same prompt and seed can give different text depending on the previous call. Here every
+  call starts from a fixed point: the saved prefix state, or an empty context. The same
+  request therefore always gives the same completion, whatever came before it.
+
+Sampling follows OpenAI semantics: llama.cpp's own extras (top-k, min-p, repeat penalty)
+are switched off, so the same parameters mean the same thing on every backend.
+One model instance runs one request at a time (a lock guards it).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from selfinstruct.backends.base import BackendError, Completion, Request
+from selfinstruct.errors import UserError
+
+
+class LlamaCppBackend:
+    def __init__(self, model_path: str | Path, *, model_name: str | None = None,
+                 n_ctx: int = 4096, n_threads: int | None = None, sha256: str | None = None,
+                 prefix_cache: bool = True):
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise UserError(
+                "the embedded backend needs llama-cpp-python: pip install llama-cpp-python"
+            ) from exc
+        self.model_path = Path(model_path)
+        self.model_name = model_name or self.model_path.name
+        self.sha256 = sha256
+        self.prefix_cache = prefix_cache
+        self._lock = threading.Lock()
+        self._prefix_states: dict[str, tuple[list[int], object]] = {}
+        self.llm = llama_cpp.Llama(
+            model_path=str(self.model_path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or os.cpu_count() or 1,
+            n_batch=512,
+            seed=0,
+            verbose=False,
+        )
+        self.n_ctx = n_ctx
+
+    @property
+    def identity(self) -> dict:
+        return {
+            "backend": "llama.cpp",
+            "model": self.model_name,
+            "sha256": self.sha256,
+            "n_ctx": self.n_ctx,
+        }
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+
+    def complete(self, requests: Sequence[Request]) -> list[Completion]:
+        with self._lock:
+            return [self._one(request) for request in requests]
+
+    def _start_from(self, tokens: list[int], prefix: str | None) -> None:
+        """Put the model in a fixed state: after ``prefix`` if usable, else empty."""
+        if self.prefix_cache and prefix:
+            saved = self._prefix_states.get(prefix)
+            if saved is None:
+                prefix_tokens = self.tokenize(prefix)
+                self.llm.reset()
+                self.llm.eval(prefix_tokens)
+                saved = (prefix_tokens, self.llm.save_state())
+                self._prefix_states[prefix] = saved
+            prefix_tokens, state = saved
+            # Only when the full prompt tokenizes to the prefix's tokens plus more.
+            if len(tokens) > len(prefix_tokens) and tokens[: len(prefix_tokens)] == prefix_tokens:
+                self.llm.load_state(state)
+                return
+        self.llm.reset()
+
+    def _one(self, request: Request) -> Completion:
+        s = request.sampling
+        tokens = self.tokenize(request.prompt)
+        room = self.n_ctx - len(tokens)
+        if room <= 0:
+            return Completion.failed(
+                f"prompt has {len(tokens)} tokens, more than the context window of {self.n_ctx}"
+            )
+        started = time.perf_counter()
+        self._start_from(tokens, request.prefix)
+        try:
+            out = self.llm.create_completion(
+                prompt=tokens,
+                max_tokens=min(s.max_tokens, room),
+                temperature=s.temperature,
+                top_p=s.top_p,
+                top_k=0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                presence_penalty=s.presence_penalty,
+                frequency_penalty=s.frequency_penalty,
+                stop=list(s.stop) or None,
+                seed=s.seed if s.seed is not None else 0,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp failed: {exc}") from None
+        choice = out["choices"][0]
+        usage = out.get("usage", {})
+        finish = choice.get("finish_reason") or "stop"
+        return Completion(
+            text=choice.get("text", ""),
+            finish_reason="length" if finish == "length" else "stop",
+            prompt_tokens=usage.get("prompt_tokens", len(tokens)),
+            completion_tokens=usage.get("completion_tokens", 0),
+            seconds=time.perf_counter() - started,
+        )

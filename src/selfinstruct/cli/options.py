@@ -1,0 +1,70 @@
+"""Command-line options that map one to one onto :class:`selfinstruct.config.RunConfig`.
+
+Each option is declared once here, with its help text; the default shown is the
+dataclass default, i.e. the original Self-Instruct setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from selfinstruct.config import RunConfig
+
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+
+# (field, group, type, help). Booleans become --flag / --no-flag.
+OPTIONS: list[tuple[str, str, type, str]] = [
+    ("num_instructions", "generation", int, "machine instructions to keep"),
+    ("seed", "generation", int, "run seed; every random choice derives from it"),
+    ("seeds", "generation", str, "seed tasks file (JSONL, original schema); default: ours"),
+    ("prompts", "generation", str, "directory of prompt templates; default: ours"),
+    ("classification_only", "generation", bool,
+     "bootstrap from classification seeds only, with the classification header"),
+    ("include_seeds", "generation", bool, "add the seed tasks to the exported data"),
+    ("model", "model", str, "smollm2, gemma-3-270m, a .gguf path, or a server's model name"),
+    ("base_url", "model", str, "OpenAI-compatible server URL (vLLM, llama.cpp, Ollama...)"),
+    ("api_key_env", "model", str, "environment variable that holds the API key"),
+    ("chat", "model", bool, "use the chat endpoint instead of raw completions"),
+    ("n_ctx", "model", int, "context window of the embedded model"),
+    ("prefix_cache", "model", bool, "reuse the model state of shared prompt prefixes"),
+    ("max_concurrency", "model", int, "requests in flight at once"),
+    ("num_prompt_instructions", "bootstrap", int, "in-context instructions per prompt"),
+    ("num_machine_instructions", "bootstrap", int, "of which machine-written, when available"),
+    ("request_batch_size", "bootstrap", int, "prompts built from one pool snapshot"),
+    ("bootstrap_temperature", "bootstrap", float, "sampling temperature"),
+    ("bootstrap_top_p", "bootstrap", float, "nucleus sampling top_p"),
+    ("bootstrap_presence_penalty", "bootstrap", float, "presence penalty"),
+    ("bootstrap_max_tokens", "bootstrap", int, "max new tokens per request"),
+    ("similarity_threshold", "bootstrap", float, "reject at ROUGE-L F above this"),
+    ("max_requests", "bootstrap", int, "stop after this many requests (0: 20 per instruction)"),
+    ("max_instances_per_task", "instances", int, "instances to ask for and keep per task"),
+    ("instance_presence_penalty", "instances", float, "presence penalty"),
+    ("instance_max_tokens_classification", "instances", int, "max new tokens, classification"),
+    ("instance_max_tokens_generation", "instances", int, "max new tokens, other tasks"),
+]
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name, group, kind, help_text in OPTIONS:
+        g = groups.setdefault(group, parser.add_argument_group(f"{group} options"))
+        flag = "--" + name.replace("_", "-")
+        default = _DEFAULTS[name]
+        if kind is bool:
+            g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f"{help_text} (default: {default})")
+        else:
+            g.add_argument(flag, dest=name, type=kind, default=None, metavar=name.split("_")[-1].upper(),
+                           help=f"{help_text} (default: {default})")
+
+
+def config_from_args(args: argparse.Namespace, base: dict | None = None) -> RunConfig:
+    """Options given on the command line override ``base`` (a manifest's config), which
+    overrides the defaults."""
+    data = dict(base or {})
+    for name, *_ in OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            data[name] = value
+    return RunConfig.from_dict(data)

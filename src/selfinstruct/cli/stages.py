@@ -1,0 +1,117 @@
+"""One command per stage: ``generate``, ``classify``, ``instances``, ``export``.
+
+Each works on a run directory and can be re-run; a re-run continues where the last one
+stopped. ``generate`` creates the run directory; the others read its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from selfinstruct.cli.options import OPTIONS, add_config_options
+from selfinstruct.cli.run import add_run_dir_options, context_from_args
+from selfinstruct.errors import UserError
+
+
+def register(subparsers) -> None:
+    gen = subparsers.add_parser(
+        "generate", help="stage 1: bootstrap new instructions from the seeds",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_run_dir_options(gen)
+    add_config_options(gen)
+    gen.set_defaults(handler=handle_generate)
+
+    for name, helptext, handler in (
+        ("classify", "stage 2: mark each instruction as classification or not", handle_classify),
+        ("instances", "stage 3: generate, parse and filter instances", handle_instances),
+    ):
+        parser = subparsers.add_parser(name, help=helptext)
+        parser.add_argument("run", metavar="RUN", help="run directory")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_config_options(parser)
+        parser.set_defaults(handler=handler)
+
+    from selfinstruct.stages.export import FORMATS
+
+    exp = subparsers.add_parser("export", help="write the filtered tasks in a training format")
+    exp.add_argument("run", metavar="RUN", help="run directory")
+    exp.add_argument("--format", choices=FORMATS, default="alpaca", help="output format")
+    exp.add_argument("-o", "--output", help="output file (default: RUN/exports/<format file>)")
+    exp.set_defaults(handler=handle_export)
+
+
+def _existing_run_context(args: argparse.Namespace):
+    run = Path(args.run)
+    if not (run / "manifest.json").is_file():
+        raise UserError(f"{run} is not a run directory (no manifest.json); "
+                        "start one with 'selfinstruct generate --out DIR' or 'selfinstruct run'")
+    args.out, args.force_new = str(run), False
+    args.quiet = getattr(args, "quiet", True)
+    return context_from_args(args)
+
+
+def handle_generate(args: argparse.Namespace) -> int:
+    from selfinstruct.stages.bootstrap import bootstrap
+
+    ctx = context_from_args(args)
+    try:
+        result = bootstrap(ctx)
+        ctx.save_manifest()
+    finally:
+        ctx.close()
+    Console().print(f"kept {result.kept} instructions, rejected {result.rejected}, "
+                    f"{result.requests} requests -> {ctx.run.instructions.path}")
+    return 0
+
+
+def handle_classify(args: argparse.Namespace) -> int:
+    from selfinstruct.stages.classify import classify
+
+    ctx = _existing_run_context(args)
+    try:
+        result = classify(ctx)
+        ctx.save_manifest()
+    finally:
+        ctx.close()
+    Console().print(f"classified {result.classified}: {result.classification} classification, "
+                    f"{result.classified - result.classification} other; "
+                    f"{result.failed} failed")
+    return 0
+
+
+def handle_instances(args: argparse.Namespace) -> int:
+    from selfinstruct.stages.instances import generate_instances
+    from selfinstruct.stages.postprocess import postprocess
+
+    ctx = _existing_run_context(args)
+    try:
+        generate_instances(ctx)
+        result = postprocess(ctx)
+        ctx.save_manifest()
+    finally:
+        ctx.close()
+    Console().print(f"{result.tasks} tasks with {result.instances} instances kept; "
+                    f"{result.dropped_instances} instances and {result.dropped_tasks} tasks "
+                    f"dropped -> {ctx.run.tasks_path}")
+    return 0
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    from selfinstruct.records import Task
+    from selfinstruct.stages.export import DEFAULT_NAMES, export
+
+    for name, *_ in OPTIONS:  # export changes no parameter: use the run's own
+        setattr(args, name, None)
+    ctx = _existing_run_context(args)
+    try:
+        tasks = [Task.from_json(r) for r in ctx.run.read_tasks()]
+        target = args.output or ctx.run.exports / DEFAULT_NAMES[args.format]
+        path = export(tasks, args.format, target, ctx.templates, ctx.config.seed)
+    finally:
+        ctx.close()
+    rows = sum(len(t.instances) for t in tasks)
+    Console().print(f"wrote {rows} instances from {len(tasks)} tasks as {args.format}: {path}")
+    return 0

@@ -1,0 +1,124 @@
+"""Run configuration, with the original Self-Instruct settings as defaults.
+
+One dataclass, validated in one place (:meth:`RunConfig.validate`), which names the field
+and the bound it broke. ``from_dict`` rejects unknown keys. The manifest stores
+``as_dict()``; resuming compares it with the new configuration (:func:`differences`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from selfinstruct.backends.base import Sampling
+from selfinstruct.errors import UserError
+
+# Fields that may change between a run and its resumption without changing any record.
+RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests"})
+
+
+@dataclass
+class RunConfig:
+    # what to generate
+    num_instructions: int = 100
+    seed: int = 42
+    classification_only: bool = False
+    include_seeds: bool = False
+    # model
+    model: str = "smollm2"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    chat: bool = False
+    n_ctx: int = 4096
+    prefix_cache: bool = True
+    max_concurrency: int = 1
+    # inputs (None: the project's own)
+    seeds: str | None = None
+    prompts: str | None = None
+    # bootstrap: the original code's settings
+    num_prompt_instructions: int = 8
+    num_machine_instructions: int = 2
+    request_batch_size: int = 5
+    bootstrap_temperature: float = 0.7
+    bootstrap_top_p: float = 0.5
+    bootstrap_presence_penalty: float = 2.0
+    bootstrap_max_tokens: int = 1024
+    similarity_threshold: float = 0.7
+    max_requests: int = 0  # 0: 20 requests per instruction asked for
+    # instances
+    max_instances_per_task: int = 5
+    instance_presence_penalty: float = 1.5
+    instance_max_tokens_classification: int = 300
+    instance_max_tokens_generation: int = 350
+
+    def validate(self) -> "RunConfig":
+        def bound(name: str, low: float, high: float | None = None) -> None:
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                flag = "--" + name.replace("_", "-")
+                rng = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise UserError(f"{flag}: must be {rng}, got {value}")
+
+        bound("num_instructions", 1)
+        bound("similarity_threshold", 0.0, 1.0)
+        bound("bootstrap_temperature", 0.0, 2.0)
+        bound("bootstrap_top_p", 0.0, 1.0)
+        bound("bootstrap_presence_penalty", -2.0, 2.0)
+        bound("instance_presence_penalty", -2.0, 2.0)
+        bound("bootstrap_max_tokens", 1)
+        bound("instance_max_tokens_classification", 1)
+        bound("instance_max_tokens_generation", 1)
+        bound("num_prompt_instructions", 1)
+        bound("num_machine_instructions", 0, self.num_prompt_instructions)
+        bound("request_batch_size", 1)
+        bound("max_concurrency", 1, 256)
+        bound("max_instances_per_task", 1)
+        bound("max_requests", 0)
+        bound("n_ctx", 256)
+        return self
+
+    @property
+    def request_budget(self) -> int:
+        return self.max_requests or 20 * self.num_instructions
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config") -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"{where}: unknown key '{unknown[0]}'")
+        return cls(**data).validate()
+
+    # Sampling parameters of each stage ------------------------------------------------
+    def bootstrap_sampling(self, seed: int) -> Sampling:
+        return Sampling(
+            temperature=self.bootstrap_temperature, top_p=self.bootstrap_top_p,
+            max_tokens=self.bootstrap_max_tokens,
+            presence_penalty=self.bootstrap_presence_penalty,
+            stop=("\n\n", "\n16", "16.", "16 ."), seed=seed,
+        )
+
+    def classification_sampling(self) -> Sampling:
+        return Sampling(temperature=0.0, top_p=0.0, max_tokens=3, stop=("\n", "Task"), seed=0)
+
+    def instance_sampling(self, is_classification: bool) -> Sampling:
+        max_tokens = (self.instance_max_tokens_classification if is_classification
+                      else self.instance_max_tokens_generation)
+        return Sampling(
+            temperature=0.0, top_p=0.0, max_tokens=max_tokens,
+            presence_penalty=self.instance_presence_penalty,
+            stop=(f"Example {self.max_instances_per_task + 1}", "Task:"), seed=0,
+        )
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """Human-readable differences that matter for resuming (``RESUMABLE_FIELDS`` excluded)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_FIELDS:
+            continue
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return out

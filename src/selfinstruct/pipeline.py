@@ -1,0 +1,109 @@
+"""The whole Self-Instruct loop over one run directory, and its summary.
+
+:func:`run_pipeline` runs bootstrap → classify → instances → postprocess → export.
+Every stage resumes from what the run directory already holds, so the same call on an
+interrupted run finishes it. :func:`summarize` reads the run directory (not in-memory
+counters) so that it describes the whole run, however many sessions it took.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from selfinstruct.context import RunContext, now
+from selfinstruct.records import Task
+from selfinstruct.stages.bootstrap import bootstrap
+from selfinstruct.stages.classify import classify
+from selfinstruct.stages.export import DEFAULT_NAMES, export
+from selfinstruct.stages.instances import generate_instances
+from selfinstruct.stages.postprocess import postprocess
+
+DEFAULT_EXPORTS = ("alpaca", "prompt-completion", "chat")
+
+
+@dataclass
+class Summary:
+    generated: int
+    kept: int
+    rejected_by_reason: dict[str, int]
+    failed_requests: int
+    classification_tasks: int
+    tasks: int
+    instances: int
+    dropped_instances_by_reason: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    cached_requests: int
+    wall_seconds: float
+    generation_seconds: float
+    exports: dict[str, str] = field(default_factory=dict)
+    reached_target: bool = True
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.generation_seconds if self.generation_seconds else 0.0
+
+
+def export_all(ctx: RunContext, formats=DEFAULT_EXPORTS) -> dict[str, str]:
+    tasks = [Task.from_json(r) for r in ctx.run.read_tasks()]
+    written = {}
+    for fmt in formats:
+        path = export(tasks, fmt, ctx.run.exports / DEFAULT_NAMES[fmt], ctx.templates,
+                      ctx.config.seed)
+        written[fmt] = str(path)
+    return written
+
+
+def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
+    started = time.perf_counter()
+    ctx.manifest["status"] = "running"
+    ctx.save_manifest()
+    result = bootstrap(ctx)
+    ctx.save_manifest()
+    classify(ctx)
+    ctx.save_manifest()
+    generate_instances(ctx)
+    postprocess(ctx)
+    exports = export_all(ctx, formats)
+    wall = time.perf_counter() - started
+    ctx.manifest["status"] = "finished" if result.reached_target else "stopped_at_request_budget"
+    ctx.manifest["finished_at"] = now()
+    ctx.manifest["wall_seconds"] = round(wall + ctx.manifest.get("wall_seconds", 0.0), 3)
+    ctx.manifest["exports"] = exports
+    ctx.save_manifest()
+    summary = summarize(ctx, wall)
+    summary.exports = exports
+    summary.reached_target = result.reached_target
+    return summary
+
+
+def summarize(ctx: RunContext, wall_seconds: float = 0.0) -> Summary:
+    run = ctx.run
+    kept = run.instructions.open()
+    rejects = run.rejects.open()
+    labels = run.classifications.open()
+    tasks = run.read_tasks() if Path(run.tasks_path).exists() else []
+    dropped = []
+    if run.instance_rejects_path.exists():
+        from selfinstruct.rundir import JsonlLog
+
+        dropped = JsonlLog(run.instance_rejects_path).open()
+    usage = list(ctx.stats.values())
+    return Summary(
+        generated=len(kept) + len(rejects),
+        kept=len(kept),
+        rejected_by_reason=dict(Counter(r["reason"] for r in rejects).most_common()),
+        failed_requests=len(run.failures.open()),
+        classification_tasks=sum(1 for r in labels if r["is_classification"]),
+        tasks=len(tasks),
+        instances=sum(len(t["instances"]) for t in tasks),
+        dropped_instances_by_reason=dict(Counter(r["reason"] for r in dropped).most_common()),
+        prompt_tokens=sum(u.prompt_tokens for u in usage),
+        completion_tokens=sum(u.completion_tokens for u in usage),
+        cached_requests=sum(u.cached for u in usage),
+        wall_seconds=wall_seconds,
+        generation_seconds=sum(u.generation_seconds for u in usage),
+    )

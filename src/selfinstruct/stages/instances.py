@@ -1,0 +1,74 @@
+"""Stage 3: write instances for each classified instruction.
+
+Classification tasks get the output-first template (a class label, then an input for
+it), so that the labels are not all the same; the others get the input-first template.
+Greedy decoding, presence penalty 1.5, 300 or 350 tokens, stop at ``Example 6`` and
+``Task:``. The parsed instances are stored as they came, with what the parser dropped
+(a truncated last instance); the paper's quality filters run in ``postprocess``.
+
+Resume: instructions already in ``instances.jsonl`` are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from selfinstruct.backends.base import Request
+from selfinstruct.context import RunContext
+from selfinstruct.executor import run_requests
+from selfinstruct.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.prompts import instance_prompt
+
+STAGE = "instances"
+
+
+@dataclass
+class InstancesResult:
+    tasks: int
+    instances: int
+    failed: int
+
+
+def generate_instances(ctx: RunContext) -> InstancesResult:
+    labelled = ctx.run.classifications.open()
+    done = {r["id"] for r in ctx.run.instances.open()}
+    todo = [r for r in labelled if r["id"] not in done]
+    requests = []
+    for record in todo:
+        clf = record["is_classification"]
+        template = (ctx.templates.instance_output_first if clf
+                    else ctx.templates.instance_input_first)
+        requests.append(Request(instance_prompt(ctx.templates, record["instruction"], clf),
+                                ctx.config.instance_sampling(clf), prefix=template,
+                                chat=ctx.config.chat))
+    failed = 0
+    with ctx.reporter.stage("instances", len(labelled)) as bar:
+        bar.advance(len(done))
+        for offset, completion in run_requests(
+            ctx.backend, requests, cache=ctx.cache, max_concurrency=ctx.config.max_concurrency,
+            stats=ctx.usage(STAGE),
+        ):
+            record = todo[offset]
+            if not completion.ok:
+                ctx.run.failures.append([{"id": record["id"], "stage": STAGE,
+                                          "reason": completion.error}])
+                failed += 1
+                continue
+            truncated = completion.finish_reason == "length"
+            parse = (parse_classification_instances if record["is_classification"]
+                     else parse_generation_instances)
+            parsed = parse(completion.text, truncated)
+            ctx.run.instances.append([{
+                "id": record["id"],
+                "instruction": record["instruction"],
+                "is_classification": record["is_classification"],
+                "instances": [asdict(i) for i in parsed.instances],
+                "dropped": [{"instance": asdict(i) if i else None, "reason": reason}
+                            for i, reason in parsed.dropped],
+                "finish_reason": completion.finish_reason,
+                "raw_completion": completion.text,
+            }])
+            bar.advance()
+    records = ctx.run.instances.open()
+    return InstancesResult(tasks=len(records),
+                           instances=sum(len(r["instances"]) for r in records), failed=failed)
