@@ -97,11 +97,11 @@ def run_requests(
     """Yield ``(index, completion)`` for every request, in request order."""
     stats = stats if stats is not None else UsageStats()
     identity = backend.identity
-    keys = [request_key(identity, request) for request in requests] if cache else []
+    keys = [request_key(identity, request) for request in requests] if cache is not None else []
     ready: dict[int, Completion] = {}
     misses: list[int] = []
     for i in range(len(requests)):
-        hit = cache.get(keys[i]) if cache else None
+        hit = cache.get(keys[i]) if cache is not None else None
         if hit is not None:
             ready[i] = hit
         else:

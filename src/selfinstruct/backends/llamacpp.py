@@ -2,10 +2,11 @@
 
 Two things make it more than a thin wrapper:
 
-- **Prefix states.** Classification and instance prompts share long few-shot templates.
-  When a request carries a ``prefix``, the model state after that prefix is computed
-  once, saved, and restored before each such request, so each call pays prefill only for
-  its own tokens.
+- **Prefix reuse.** Classification and instance prompts share long few-shot templates.
+  When a request carries a ``prefix``, the KV cache of that prefix is computed once and
+  kept; each call cuts the context back to it and pays prefill only for its own tokens.
+  (Saving and restoring whole llama.cpp states was tried first: copying the state, logits
+  buffer included, cost more than the prefill it saved.)
 - **Determinism.** llama.cpp silently reuses the KV cache of whatever it evaluated last,
   and evaluating a prompt in different chunks changes the low bits of the logits, so the
   same prompt and seed can give different text depending on the previous call. Here every
@@ -44,7 +45,8 @@ class LlamaCppBackend:
         self.sha256 = sha256
         self.prefix_cache = prefix_cache
         self._lock = threading.Lock()
-        self._prefix_states: dict[str, tuple[list[int], object]] = {}
+        self._prefix_tokens: dict[str, list[int]] = {}
+        self._active_prefix: str | None = None
         self.llm = llama_cpp.Llama(
             model_path=str(self.model_path),
             n_ctx=n_ctx,
@@ -72,20 +74,28 @@ class LlamaCppBackend:
             return [self._one(request) for request in requests]
 
     def _start_from(self, tokens: list[int], prefix: str | None) -> None:
-        """Put the model in a fixed state: after ``prefix`` if usable, else empty."""
+        """Put the model in a fixed state: right after ``prefix`` if usable, else empty.
+
+        The prefix is always evaluated the same way (alone, from position 0, in chunks of
+        ``n_batch``), so its KV cache is bit-identical whenever it is rebuilt. Before each
+        call the context is cut back to the prefix, so the rest of the prompt is always
+        evaluated in one go from the same point. Requests that share a prefix should come
+        together: switching prefixes re-evaluates the new one.
+        """
         if self.prefix_cache and prefix:
-            saved = self._prefix_states.get(prefix)
-            if saved is None:
-                prefix_tokens = self.tokenize(prefix)
-                self.llm.reset()
-                self.llm.eval(prefix_tokens)
-                saved = (prefix_tokens, self.llm.save_state())
-                self._prefix_states[prefix] = saved
-            prefix_tokens, state = saved
-            # Only when the full prompt tokenizes to the prefix's tokens plus more.
-            if len(tokens) > len(prefix_tokens) and tokens[: len(prefix_tokens)] == prefix_tokens:
-                self.llm.load_state(state)
+            prefix_tokens = self._prefix_tokens.get(prefix)
+            if prefix_tokens is None:
+                prefix_tokens = self._prefix_tokens[prefix] = self.tokenize(prefix)
+            usable = (len(tokens) > len(prefix_tokens)
+                      and tokens[: len(prefix_tokens)] == prefix_tokens)
+            if usable:
+                if self._active_prefix != prefix:
+                    self.llm.reset()
+                    self.llm.eval(prefix_tokens)
+                    self._active_prefix = prefix
+                self.llm.n_tokens = len(prefix_tokens)  # forget what followed it last time
                 return
+        self._active_prefix = None
         self.llm.reset()
 
     def _one(self, request: Request) -> Completion:

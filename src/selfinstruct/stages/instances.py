@@ -6,7 +6,8 @@ Greedy decoding, presence penalty 1.5, 300 or 350 tokens, stop at ``Example 6`` 
 ``Task:``. The parsed instances are stored as they came, with what the parser dropped
 (a truncated last instance); the paper's quality filters run in ``postprocess``.
 
-Resume: instructions already in ``instances.jsonl`` are skipped.
+Resume: instructions already in ``instances.jsonl`` are skipped. The file's order may
+differ between runs (classification tasks go first); ``postprocess`` orders by id.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class InstancesResult:
 def generate_instances(ctx: RunContext) -> InstancesResult:
     labelled = ctx.run.classifications.open()
     done = {r["id"] for r in ctx.run.instances.open()}
-    todo = [r for r in labelled if r["id"] not in done]
+    # Classification tasks first, then the others: requests that share a template run
+    # together, so the embedded backend evaluates each template once.
+    todo = sorted((r for r in labelled if r["id"] not in done),
+                  key=lambda r: not r["is_classification"])
     requests = []
     for record in todo:
         clf = record["is_classification"]

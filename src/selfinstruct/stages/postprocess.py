@@ -64,7 +64,7 @@ def postprocess(ctx: RunContext) -> PostprocessResult:
     limit = ctx.config.max_instances_per_task
     tasks: list[Task] = []
     rejects: list[dict] = []
-    for record in ctx.run.instances.open():
+    for record in sorted(ctx.run.instances.open(), key=lambda r: r["id"]):
         instances = [Instance(i["input"], i["output"]) for i in record["instances"]]
         kept, dropped, task_reason = filter_task_instances(instances)
         for instance, reason in dropped:

@@ -1,0 +1,104 @@
+"""Executor logic with a fake backend built from a plain function (pure logic only)."""
+
+import random
+import threading
+import time
+
+from selfinstruct.backends.base import (
+    BackendError,
+    Completion,
+    Request,
+    Sampling,
+    TransientBackendError,
+)
+from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.backends.retry import RetryPolicy, call_with_retry
+from selfinstruct.executor import UsageStats, run_requests
+
+
+class FunctionBackend:
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    @property
+    def identity(self):
+        return {"backend": "function"}
+
+    def complete(self, requests):
+        with self.lock:
+            self.calls += len(requests)
+        return [self.fn(r) for r in requests]
+
+
+def echo(request):
+    time.sleep(random.random() / 100)  # arrive out of order
+    return Completion(text=request.prompt.upper(), finish_reason="stop", completion_tokens=1)
+
+
+def test_results_come_back_in_request_order_under_concurrency():
+    requests = [Request(f"p{i}") for i in range(40)]
+    out = list(run_requests(FunctionBackend(echo), requests, max_concurrency=8))
+    assert [i for i, _ in out] == list(range(40))
+    assert [c.text for _, c in out] == [f"P{i}" for i in range(40)]
+
+
+def test_cache_answers_repeats_and_keys_on_sampling(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    backend = FunctionBackend(echo)
+    requests = [Request("a", Sampling(seed=1)), Request("b", Sampling(seed=1))]
+    list(run_requests(backend, requests, cache=cache))
+    stats = UsageStats()
+    again = list(run_requests(backend, requests + [Request("a", Sampling(seed=2))],
+                              cache=cache, stats=stats))
+    assert backend.calls == 3  # only the new seed was sent
+    assert [c.cached for _, c in again] == [True, True, False]
+    assert stats.cached == 2
+
+
+def test_transient_errors_are_retried_then_recorded():
+    attempts = {"n": 0}
+
+    def flaky(request):
+        attempts["n"] += 1
+        raise TransientBackendError("HTTP 503", retry_after=0)
+
+    policy = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0)
+    stats = UsageStats()
+    [(i, completion)] = list(run_requests(FunctionBackend(flaky), [Request("x")],
+                                          retry=policy, stats=stats))
+    assert attempts["n"] == 3 and stats.retry.retries == 2
+    assert completion.finish_reason == "error" and "HTTP 503" in completion.error
+    assert stats.failed == 1
+
+
+def test_permanent_error_fails_at_once_and_is_not_cached(tmp_path):
+    def broken(request):
+        raise BackendError("HTTP 400: bad request")
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    backend = FunctionBackend(broken)
+    [(_, completion)] = list(run_requests(backend, [Request("x")], cache=cache))
+    assert not completion.ok and backend.calls == 1 and len(cache) == 0
+
+
+def test_retry_after_is_honoured():
+    waits = []
+    calls = iter([TransientBackendError("429", retry_after=7.0), None])
+
+    def fn():
+        exc = next(calls)
+        if exc:
+            raise exc
+        return "ok"
+
+    assert call_with_retry(fn, RetryPolicy(base_delay=0.1), sleep=waits.append) == "ok"
+    assert waits == [7.0]
+
+
+def test_backoff_grows_exponentially():
+    policy = RetryPolicy(base_delay=1, max_delay=100)
+    rng = random.Random(0)
+    delays = [policy.delay(a, None, rng) for a in range(1, 6)]
+    assert all(0.5 * 2 ** (a - 1) <= d <= 2 ** (a - 1) for a, d in zip(range(1, 6), delays))

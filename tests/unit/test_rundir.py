@@ -1,0 +1,39 @@
+"""Append-only logs: a torn last line is dropped, anything else corrupt is reported."""
+
+import json
+
+import pytest
+
+from selfinstruct.errors import UserError
+from selfinstruct.rundir import JsonlLog, atomic_write_text
+
+
+def test_append_and_read(tmp_path):
+    log = JsonlLog(tmp_path / "a.jsonl")
+    log.append([{"id": 1}, {"id": 2}])
+    log.append([{"id": "é"}])
+    assert log.open() == [{"id": 1}, {"id": 2}, {"id": "é"}]
+
+
+def test_torn_last_line_is_dropped_and_truncated(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "te')
+    log = JsonlLog(path)
+    assert log.open() == [{"id": 1}]
+    assert path.read_text() == json.dumps({"id": 1}) + "\n"
+    log.append([{"id": 3}])
+    assert log.open() == [{"id": 1}, {"id": 3}]
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"id": 1}\ngarbage\n{"id": 2}\n')
+    with pytest.raises(UserError, match=r"a.jsonl:2: corrupt record"):
+        JsonlLog(path).open()
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    atomic_write_text(tmp_path / "x.json", "hello")
+    atomic_write_text(tmp_path / "x.json", "world")
+    assert (tmp_path / "x.json").read_text() == "world"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
