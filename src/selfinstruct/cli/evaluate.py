@@ -1,0 +1,334 @@
+"""``selfinstruct eval ...``: SuperNI zero-shot ROUGE-L and the user-oriented evaluation.
+
+::
+
+    selfinstruct eval superni build          --tasks-dir DIR --split FILE -o FILE
+    selfinstruct eval superni run            --model M --data FILE --out DIR [...]
+    selfinstruct eval superni score          --data FILE --predictions FILE [-o FILE]
+    selfinstruct eval user-oriented run      --model M --data FILE --out DIR
+    selfinstruct eval user-oriented judge    --judge M --predictions A.jsonl [B.jsonl ...] --out DIR
+
+Each handler parses, calls one function of ``selfinstruct.evaluation``, and renders the
+result; see docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+MODEL_HELP = "smollm2 (default), gemma-3-270m, a .gguf path, or a server's model name"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate a model: SuperNI ROUGE-L, user-oriented instructions",
+        description="Evaluate any model the way the Self-Instruct paper does.")
+    groups = parser.add_subparsers(dest="eval_suite", required=True, metavar="SUITE")
+
+    superni = groups.add_parser("superni", help="SuperNI zero-shot evaluation (ROUGE-L)")
+    steps = superni.add_subparsers(dest="eval_step", required=True, metavar="STEP")
+    _register_superni_build(steps)
+    _register_superni_run(steps)
+    _register_superni_score(steps)
+
+    user = groups.add_parser("user-oriented", help="the 252 user-oriented instructions")
+    steps = user.add_subparsers(dest="eval_step", required=True, metavar="STEP")
+    _register_user_run(steps)
+    _register_user_judge(steps)
+
+
+def _formatter():
+    return argparse.ArgumentDefaultsHelpFormatter
+
+
+def _add_backend_options(parser: argparse.ArgumentParser, flag: str, default: str) -> None:
+    group = parser.add_argument_group("model options")
+    group.add_argument(flag, dest="model", default=default, metavar="MODEL", help=MODEL_HELP)
+    group.add_argument("--base-url", default=None,
+                       help="OpenAI-compatible server URL (vLLM, llama.cpp server, Ollama...)")
+    group.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                       help="environment variable that holds the API key")
+    group.add_argument("--n-ctx", type=int, default=4096,
+                       help="context window of the embedded model")
+    group.add_argument("--chat", action=argparse.BooleanOptionalAction, default=False,
+                       help="use the server's chat endpoint instead of raw completion")
+    group.add_argument("--max-concurrency", type=int, default=1, help="requests in flight")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _open(args):
+    from selfinstruct.backends.registry import open_backend
+    from selfinstruct.errors import UserError
+
+    if args.max_concurrency < 1:
+        raise UserError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    return open_backend(args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+                        n_ctx=args.n_ctx)
+
+
+def _reporter(args):
+    from selfinstruct.progress import RichReporter, SilentReporter
+
+    return SilentReporter() if args.quiet else RichReporter()
+
+
+def _warn(message: str) -> None:
+    print(f"selfinstruct: warning: {message}", file=sys.stderr)
+
+
+# --- superni ---------------------------------------------------------------------------
+
+def _register_superni_build(steps) -> None:
+    p = steps.add_parser(
+        "build", formatter_class=_formatter(),
+        help="build the test-set JSONL from a natural-instructions checkout",
+        description="Write one line per test instance (task, category, definition, id, input, "
+                    "outputs, input_language, output_language) from tasks/<task>.json of each "
+                    "task in the split file, first --max-instances instances per task.")
+    p.add_argument("--tasks-dir", required=True, help="natural-instructions/tasks")
+    p.add_argument("--split", required=True, help="e.g. natural-instructions/splits/default/"
+                                                  "test_tasks.txt")
+    p.add_argument("-o", "--output", required=True, help="the JSONL file to write")
+    p.add_argument("--max-instances", type=int, default=100, help="instances per task")
+    p.set_defaults(handler=_handle_superni_build)
+
+
+def _handle_superni_build(args) -> int:
+    from selfinstruct.evaluation.superni_build import build, write
+
+    records = build(args.tasks_dir, args.split, args.max_instances)
+    write(records, args.output)
+    tasks = len({r["task"] for r in records})
+    print(f"wrote {len(records)} instances of {tasks} tasks to {args.output}")
+    return 0
+
+
+def _register_superni_run(steps) -> None:
+    from selfinstruct.evaluation.superni_run import MAX_NEW_TOKENS, TEMPLATES, TRIMS
+
+    p = steps.add_parser(
+        "run", formatter_class=_formatter(),
+        help="generate zero-shot predictions with any model, then score them",
+        description="Prompt each instance with its task definition (Tk-Instruct zero-shot "
+                    "layout), decode greedily, write DIR/predictions.jsonl (resumable) and "
+                    "DIR/metrics.json.")
+    _add_backend_options(p, "--model", "smollm2")
+    p.add_argument("--data", required=True, help="superni_test_en.jsonl")
+    p.add_argument("--out", required=True, help="output directory (created or resumed)")
+    p.add_argument("--max-per-task", type=int, default=None,
+                   help="only the first N instances of each task (default: all)")
+    p.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
+    p.add_argument("--template", choices=TEMPLATES, default="tk", help="prompt layout")
+    p.add_argument("--trim", choices=TRIMS, default="paragraph",
+                   help="how a completion becomes a prediction")
+    p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
+    p.add_argument("--per-task", action="store_true", help="print per-task scores too")
+    p.set_defaults(handler=_handle_superni_run)
+
+
+def _handle_superni_run(args) -> int:
+    from selfinstruct.evaluation.superni import load_instances
+    from selfinstruct.evaluation.superni_run import SuperNIRunSettings, run_superni, select
+
+    settings = SuperNIRunSettings(template=args.template, trim=args.trim,
+                                  max_new_tokens=args.max_new_tokens, chat=args.chat)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    chosen = select(load_instances(args.data), tasks, args.max_per_task)
+    backend, info = _open(args)
+    result = run_superni(backend, info.as_dict(), args.data, chosen, args.out, settings,
+                         max_concurrency=args.max_concurrency, reporter=_reporter(args))
+    print(f"{result.selected} instances: {result.already_done} already done, "
+          f"{result.generated} generated, {result.failed} failed; "
+          f"{result.wall_seconds:.1f} s")
+    if result.truncated:
+        print(f"{result.truncated} inputs were shortened to fit --n-ctx {args.n_ctx} "
+              "(marked input_truncated in predictions.jsonl)")
+    if result.failed:
+        _warn(f"{result.failed} requests failed and are scored as empty (first: "
+              f"{result.first_error}); re-run the same command to retry them")
+    _print_superni(result.scores.as_dict(), f"SuperNI zero-shot: {args.model}", args.per_task)
+    print(f"metrics: {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def _register_superni_score(steps) -> None:
+    p = steps.add_parser(
+        "score", formatter_class=_formatter(),
+        help="score a predictions file exactly like SuperNI's evaluation.py",
+        description="ROUGE-L (rouge_score, Porter stemmer) and exact match, max over "
+                    "references, mean x 100 overall, per category and per task. A missing "
+                    "prediction scores as the empty string; unknown ids are ignored.")
+    p.add_argument("--data", required=True, help="superni_test_en.jsonl")
+    p.add_argument("--predictions", required=True, help='JSONL of {"id", "prediction"}')
+    p.add_argument("-o", "--output", default="metrics.json", help="metrics file to write")
+    p.add_argument("--per-task", action="store_true", help="print per-task scores too")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_handle_superni_score)
+
+
+def _handle_superni_score(args) -> int:
+    from selfinstruct.evaluation.superni import load_instances, load_predictions, score
+    from selfinstruct.rundir import atomic_write_text
+
+    instances = load_instances(args.data)
+    predictions = load_predictions(args.predictions)
+    with _reporter(args).stage("score", len(instances)) as bar:
+        scores = score(instances, predictions, on_instance=bar.advance)
+    if scores.unknown_ids:
+        _warn(f"{len(scores.unknown_ids)} predictions have ids not in {args.data} and were "
+              f"ignored, as SuperNI's evaluation.py ignores them (first: "
+              f"{scores.unknown_ids[0]})")
+    if scores.missing:
+        _warn(f"{len(scores.missing)} of {len(instances)} instances have no prediction and "
+              "score as the empty string")
+    metrics = scores.as_dict()
+    atomic_write_text(args.output, json.dumps(metrics, indent=2) + "\n")
+    _print_superni(metrics, f"SuperNI: {args.predictions}", args.per_task)
+    print(f"metrics: {args.output}")
+    return 0
+
+
+def _print_superni(metrics: dict, title: str, per_task: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for name, justify in (("group", "left"), ("instances", "right"), ("ROUGE-L", "right"),
+                          ("exact match", "right")):
+        table.add_column(name, justify=justify)
+    table.add_row("[bold]all[/bold]", str(metrics["instances"]), f"{metrics['rougeL']:.2f}",
+                  f"{metrics['exact_match']:.2f}", end_section=True)
+    for name, m in metrics["per_category"].items():
+        table.add_row(name, str(m["instances"]), f"{m['rougeL']:.2f}", f"{m['exact_match']:.2f}")
+    if per_task:
+        table.rows[-1].end_section = True
+        for name, m in sorted(metrics["per_task"].items()):
+            table.add_row(name, str(m["instances"]), f"{m['rougeL']:.2f}",
+                          f"{m['exact_match']:.2f}")
+    Console().print(table)
+
+
+# --- user-oriented ---------------------------------------------------------------------
+
+def _register_user_run(steps) -> None:
+    from selfinstruct.evaluation.user_oriented import DEFAULT_MAX_TOKENS
+
+    p = steps.add_parser(
+        "run", formatter_class=_formatter(),
+        help="generate one response per user-oriented instance",
+        description="Prompt each instance in the layout of the original human-evaluation "
+                    "predictions and write DIR/<name>_predictions.jsonl (the original "
+                    "files' fields plus id), resumable.")
+    _add_backend_options(p, "--model", "smollm2")
+    p.add_argument("--data", required=True, help="user_oriented_instructions.jsonl")
+    p.add_argument("--out", required=True, help="output directory (created or resumed)")
+    p.add_argument("--name", default=None,
+                   help="model name for the file name (default: from --model)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N instances")
+    p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help="max new tokens per response")
+    p.set_defaults(handler=_handle_user_run)
+
+
+def _handle_user_run(args) -> int:
+    from selfinstruct.evaluation.user_oriented import load_items, run_user_oriented, safe_name
+
+    items = load_items(args.data)[: args.limit] if args.limit else load_items(args.data)
+    name = safe_name(args.name or args.model)
+    backend, info = _open(args)
+    result = run_user_oriented(backend, info.as_dict(), name, args.data, items, args.out,
+                               max_tokens=args.max_tokens, chat=args.chat,
+                               max_concurrency=args.max_concurrency, reporter=_reporter(args))
+    print(f"{result.selected} instances: {result.already_done} already done, "
+          f"{result.generated} generated, {result.failed} failed; "
+          f"{result.wall_seconds:.1f} s")
+    if result.failed:
+        _warn(f"{result.failed} requests failed (first: {result.first_error}); re-run the "
+              "same command to retry them")
+    print(f"responses: {result.path}")
+    return 0
+
+
+def _register_user_judge(steps) -> None:
+    from selfinstruct.evaluation.judge import JUDGE_MAX_TOKENS
+
+    p = steps.add_parser(
+        "judge", formatter_class=_formatter(),
+        help="rate responses A/B/C/D with an LLM judge; table and ratings.png",
+        description="Rate each response on the paper's scale (A valid and satisfying; B "
+                    "acceptable with minor errors; C relevant but significant errors; D "
+                    "irrelevant or invalid). Writes DIR/ratings.jsonl (rater judge:<model>) "
+                    "and DIR/ratings.png. A file's model name is its stem minus "
+                    "'_predictions'.")
+    _add_backend_options(p, "--judge", "smollm2")
+    p.add_argument("--predictions", required=True, nargs="+", metavar="FILE",
+                   help="response files (ours or the original human_eval_predictions)")
+    p.add_argument("--out", required=True, help="output directory (created or resumed)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N responses of each file")
+    p.add_argument("--max-tokens", type=int, default=JUDGE_MAX_TOKENS,
+                   help="max new tokens per judge reply")
+    p.add_argument("--no-plot", action="store_true", help="do not write ratings.png")
+    p.set_defaults(handler=_handle_user_judge)
+
+
+def _handle_user_judge(args) -> int:
+    from selfinstruct.errors import UserError
+    from selfinstruct.evaluation.judge import judge
+    from selfinstruct.evaluation.ratings import distributions, ratings_log
+    from selfinstruct.evaluation.user_oriented import load_responses
+
+    responses, models = [], []
+    for path in args.predictions:
+        loaded = load_responses(path)
+        if loaded[0].model in models:
+            raise UserError(f"--predictions: two files give the model name "
+                            f"'{loaded[0].model}'; rename one")
+        models.append(loaded[0].model)
+        responses.extend(loaded[: args.limit] if args.limit else loaded)
+    backend, info = _open(args)
+    result = judge(backend, info.as_dict(), responses, args.out, max_tokens=args.max_tokens,
+                   chat=args.chat, max_concurrency=args.max_concurrency,
+                   reporter=_reporter(args))
+    print(f"{len(responses)} responses: {result.already_rated} already rated, "
+          f"{result.rated} rated ({result.unparsed} unparseable), {result.failed} failed; "
+          f"{result.wall_seconds:.1f} s")
+    if result.truncated:
+        print(f"{result.truncated} responses were shortened to fit --n-ctx {args.n_ctx}")
+    if result.failed:
+        _warn(f"{result.failed} requests failed (first: {result.first_error}); re-run the "
+              "same command to retry them")
+    rater = f"judge:{info.name}"
+    dists = distributions(ratings_log(args.out).open(), rater, models)
+    _print_ratings(dists, rater)
+    print(f"ratings: {Path(args.out) / 'ratings.jsonl'}")
+    if not args.no_plot:
+        from selfinstruct.evaluation.plot import MATPLOTLIB_HINT, matplotlib_available, plot_ratings
+
+        if matplotlib_available():
+            png = plot_ratings(dists, Path(args.out) / "ratings.png",
+                               f"User-oriented instructions, rated by {rater}")
+            print(f"figure: {png}")
+        else:
+            print(f"ratings.png not written: matplotlib is not installed; {MATPLOTLIB_HINT}")
+    return 0
+
+
+def _print_ratings(dists, rater: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from selfinstruct.evaluation.ratings import LEVELS, UNPARSED
+
+    table = Table(title=f"Ratings by {rater}", header_style="bold")
+    table.add_column("model")
+    for level in (*LEVELS, UNPARSED):
+        table.add_column(level, justify="right")
+    table.add_column("rated", justify="right")
+    for d in dists:
+        cells = [f"{d.counts[k]} ({100 * d.share(k):.0f}%)" for k in (*LEVELS, UNPARSED)]
+        table.add_row(d.model, *cells, str(d.total))
+    Console().print(table)
