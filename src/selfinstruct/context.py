@@ -93,8 +93,11 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
     config.validate()
     seeds = load_seeds(config.seeds)
     templates = PromptTemplates.load(config.prompts)
+    _check_model(config)
     run = RunDir(out)
     existing = read_manifest(run.path) if run.path.exists() else None
+    if existing is not None and not _has_records(run):
+        existing = None  # a run that wrote nothing yet (say, its server was down) starts afresh
     if existing is not None and not force_new:
         diff = differences(existing.get("config", {}), config.as_dict())
         if diff:
@@ -125,6 +128,19 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
                          reporter=reporter or SilentReporter(), manifest=manifest)
     context.save_manifest()
     return context
+
+
+def _has_records(run: RunDir) -> bool:
+    return any(log.path.exists() and log.path.stat().st_size > 0
+               for log in (run.instructions, run.rejects, run.failures))
+
+
+def _check_model(config: RunConfig) -> None:
+    """Fail on an unknown model name before anything is written (loading comes later)."""
+    if config.base_url is None and not config.model.startswith(("openai:", "transformers:")):
+        from selfinstruct.backends.bundled import resolve_gguf
+
+        resolve_gguf(config.model)
 
 
 def _clear(run: RunDir) -> None:

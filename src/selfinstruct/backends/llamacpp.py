@@ -20,6 +20,7 @@ One model instance runs one request at a time (a lock guards it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -28,6 +29,23 @@ from typing import Sequence
 
 from selfinstruct.backends.base import BackendError, Completion, Request
 from selfinstruct.errors import UserError
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no fd 2
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class LlamaCppBackend:
@@ -47,7 +65,15 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
         self._prefix_tokens: dict[str, list[int]] = {}
         self._active_prefix: str | None = None
-        self.llm = llama_cpp.Llama(
+        try:
+            with _quiet_stderr():  # llama.cpp prints load notes to fd 2 even when quiet
+                self.llm = self._load(llama_cpp, n_ctx, n_threads)
+        except ValueError as exc:
+            raise UserError(f"--model: llama.cpp cannot load {self.model_path}: {exc}") from None
+        self.n_ctx = n_ctx
+
+    def _load(self, llama_cpp, n_ctx: int, n_threads: int | None):
+        return llama_cpp.Llama(
             model_path=str(self.model_path),
             n_ctx=n_ctx,
             n_threads=n_threads or os.cpu_count() or 1,
@@ -55,7 +81,6 @@ class LlamaCppBackend:
             seed=0,
             verbose=False,
         )
-        self.n_ctx = n_ctx
 
     @property
     def identity(self) -> dict:

@@ -47,6 +47,23 @@ class OpenAICompatBackend:
             api_key=key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0
         )
 
+    def check_connection(self) -> None:
+        """Fail fast, with one clear line, when the server cannot be reached at all.
+
+        Only a refused or unroutable connection is fatal here; a server without a
+        ``/models`` route, or one that answers with an error, is left to the requests."""
+        try:
+            self._client.with_options(timeout=10.0).models.list()
+        except self._openai.APIConnectionError as exc:
+            where = self.base_url or "the OpenAI API"
+            cause = exc.__cause__ or exc
+            raise UserError(self._scrub(
+                f"--base-url: cannot connect to {where} ({type(cause).__name__}: {cause}); "
+                "is the server running?"
+            )) from None
+        except self._openai.OpenAIError:
+            pass
+
     @property
     def identity(self) -> dict:
         return {"backend": "openai", "model": self.model, "base_url": self.base_url}

@@ -46,6 +46,7 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
 
         name = model.split(":", 1)[1] if model.startswith("openai:") else model
         backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env)
+        backend.check_connection()
         return backend, ModelInfo(name=name, backend="openai", base_url=base_url)
 
     from selfinstruct.backends.bundled import resolve_gguf, sha256_file
