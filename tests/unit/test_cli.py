@@ -1,0 +1,62 @@
+"""The CLI surface: help, lazy imports, bad input as one line with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from selfinstruct.cli import main
+from selfinstruct.cli.options import OPTIONS
+
+
+def test_import_is_light():
+    code = ("import sys, selfinstruct; from selfinstruct import run_pipeline, RunConfig; "
+            "print(sorted(m for m in ('llama_cpp', 'torch', 'transformers', 'ray', 'openai') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_run_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name, *_ in OPTIONS:
+        assert "--" + name.replace("_", "-") in text
+    assert "--out" in text and "--force-new" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--num-instructions", "0"], "--num-instructions: must be at least 1, got 0"),
+    (["--similarity-threshold", "1.5"], "--similarity-threshold: must be between 0.0 and 1.0"),
+    (["--model", "no-such-model"], "--model: unknown model 'no-such-model'"),
+    (["--seeds", "missing.jsonl"], "--seeds: file not found"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path, args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "r"), *args],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "manifest.json").exists()
+
+
+def test_bad_seed_file_names_line_and_field(tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"id": "a", "instruction": "Do x now please.", "instances": [], '
+                     '"is_classification": false}\n{"id": "b", "instances": []}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "r"),
+         "--seeds", str(seeds)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{seeds}:2: field 'instruction' is missing" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_export_on_a_directory_that_is_not_a_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "selfinstruct", "export", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "is not a run directory" in proc.stderr
