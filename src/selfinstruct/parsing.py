@@ -81,6 +81,8 @@ def parse_generation_instances(text: str, truncated: bool) -> ParsedInstances:
     elif _OUTPUT.search(text):
         instances = [_split_input_output(text)]
     else:
+        instances = []
+    if not instances:
         result.drop(None, "unparseable")
         return result
     if truncated and instances:
