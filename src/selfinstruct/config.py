@@ -13,7 +13,8 @@ from selfinstruct.backends.base import Sampling
 from selfinstruct.errors import UserError
 
 # Fields that may change between a run and its resumption without changing any record.
-RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests"})
+RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests",
+                              "request_timeout"})
 
 
 @dataclass
@@ -31,6 +32,7 @@ class RunConfig:
     n_ctx: int = 4096
     prefix_cache: bool = True
     max_concurrency: int = 1
+    request_timeout: float = 120.0
     # inputs (None: the project's own)
     seeds: str | None = None
     prompts: str | None = None
@@ -71,6 +73,7 @@ class RunConfig:
         bound("num_machine_instructions", 0, self.num_prompt_instructions)
         bound("request_batch_size", 1)
         bound("max_concurrency", 1, 256)
+        bound("request_timeout", 0.1)
         bound("max_instances_per_task", 1)
         bound("max_requests", 0)
         bound("n_ctx", 256)

@@ -62,7 +62,7 @@ class RunContext:
             c = self.config
             self._backend, self._model_info = open_backend(
                 c.model, base_url=c.base_url, api_key_env=c.api_key_env, n_ctx=c.n_ctx,
-                prefix_cache=c.prefix_cache,
+                prefix_cache=c.prefix_cache, request_timeout=c.request_timeout,
             )
             self.manifest["model"] = self._model_info.as_dict()
             self.save_manifest()

@@ -74,6 +74,9 @@ def _send(backend: Backend, batch: Sequence[Request], policy: RetryPolicy,
     except BackendError as exc:
         reason = f"{type(exc).__name__}: {exc}"
         return [Completion.failed(reason) for _ in batch]
+    except Exception as exc:  # a backend bug must cost one request, never the run
+        reason = f"unexpected {type(exc).__name__}: {exc}"
+        return [Completion.failed(reason) for _ in batch]
     if len(results) != len(batch):
         return [Completion.failed("backend returned the wrong number of completions")] * len(batch)
     elapsed = time.perf_counter() - started

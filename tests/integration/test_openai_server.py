@@ -8,19 +8,11 @@ import pytest
 
 from helpers import cli, line_count
 from selfinstruct.backends.base import Request, Sampling
-from selfinstruct.backends.bundled import smollm2_path
 from selfinstruct.backends.openai_compat import OpenAICompatBackend
-from server import llama_server
 
 pytestmark = pytest.mark.slow
 
 FAKE_KEY = "sk-test-DO-NOT-LEAK-4f9c2b7e"
-
-
-@pytest.fixture(scope="module")
-def server_url():
-    with llama_server(smollm2_path()) as url:
-        yield url
 
 
 def test_completions_and_chat_endpoints(server_url, monkeypatch):

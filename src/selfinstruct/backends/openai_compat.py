@@ -97,7 +97,7 @@ class OpenAICompatBackend:
             raise self._status_error(exc) from None
         except (self._openai.APITimeoutError, self._openai.APIConnectionError) as exc:
             raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
-        except self._openai.OpenAIError as exc:  # malformed body and the like
+        except (self._openai.OpenAIError, ValueError) as exc:  # malformed body and the like
             raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
         return self._parse(response, request, time.perf_counter() - started)
 

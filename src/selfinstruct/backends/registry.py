@@ -35,7 +35,8 @@ class ModelInfo:
 
 def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
-                 prefix_cache: bool = True) -> tuple[Backend, ModelInfo]:
+                 prefix_cache: bool = True,
+                 request_timeout: float = 120.0) -> tuple[Backend, ModelInfo]:
     if model.startswith("transformers:"):
         raise UserError(
             "--model transformers:PATH is not available in this version; use a GGUF model "
@@ -45,7 +46,8 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
         from selfinstruct.backends.openai_compat import OpenAICompatBackend
 
         name = model.split(":", 1)[1] if model.startswith("openai:") else model
-        backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env)
+        backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
+                                      timeout=request_timeout)
         backend.check_connection()
         return backend, ModelInfo(name=name, backend="openai", base_url=base_url)
 

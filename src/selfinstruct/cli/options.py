@@ -29,6 +29,7 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("n_ctx", "model", int, "context window of the embedded model"),
     ("prefix_cache", "model", bool, "reuse the model state of shared prompt prefixes"),
     ("max_concurrency", "model", int, "requests in flight at once"),
+    ("request_timeout", "model", float, "seconds before a server request is retried"),
     ("num_prompt_instructions", "bootstrap", int, "in-context instructions per prompt"),
     ("num_machine_instructions", "bootstrap", int, "of which machine-written, when available"),
     ("request_batch_size", "bootstrap", int, "prompts built from one pool snapshot"),

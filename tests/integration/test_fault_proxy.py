@@ -1,0 +1,41 @@
+"""The pipeline behind a fault-injecting proxy finishes with the fault-free run's output.
+
+Faults: 429 with Retry-After, 500, 503, reset connections, responses slower than the
+timeout, truncated JSON and empty choices, in front of the real llama.cpp server.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fault_proxy import FAULTS, FaultProxy
+from helpers import cli, export_bytes, line_count
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--model", "smollm2", "--num-instructions", "5", "--seed", "5", "--quiet",
+        "--bootstrap-max-tokens", "256", "--max-concurrency", "2", "--request-timeout", "20"]
+RATES = {"429": 0.06, "500": 0.04, "503": 0.04, "reset": 0.04, "slow": 0.02,
+         "truncated": 0.04, "empty_choices": 0.04}
+
+
+def test_faulty_server_gives_the_fault_free_output(server_url, tmp_path):
+    with FaultProxy(server_url.removesuffix("/v1"), rates={}, seed=1) as proxy:
+        clean = tmp_path / "clean"
+        cli("run", "--out", str(clean), "--base-url", proxy.url, *ARGS)
+        proxy.rates, proxy.slow_seconds = RATES, 21.0
+        proxy.counts.clear()
+        faulty = tmp_path / "faulty"
+        cli("run", "--out", str(faulty), "--base-url", proxy.url, *ARGS)
+        counts = dict(proxy.counts)
+    manifest = json.loads((faulty / "manifest.json").read_text())
+    retries = sum(stage["retries"] for stage in manifest["usage"].values())
+    injected = sum(counts.get(kind, 0) for kind in FAULTS)
+    print(f"\nfault proxy: {counts}; retries {retries}; "
+          f"final failures {line_count(faulty / 'failures.jsonl')}")
+    assert injected >= 5, counts
+    assert retries >= injected  # every injected fault was met with a retry
+    assert line_count(faulty / "failures.jsonl") == 0
+    assert export_bytes(faulty) == export_bytes(clean)
