@@ -147,7 +147,7 @@ _LEADING = re.compile(r"^\s*[*(\[]*([ABCD])[*)\]]*\s*(?:$|[\n.:,;!\-])")
 _INLINE = re.compile(r"\b(?i:rating|grade)\s+(?i:is|of|would be|:)\s*[*(\[\"']*([ABCD])\b"
                      r"|\b(?i:rate)\s+(?i:it|this|the response)\s+(?i:as\s+)?[*(\[\"']*"
                      r"([ABCD])\b")
-_REASONING = re.compile(r"(?is)\breasoning\s*\**\s*[:\-]\s*(.*)")
+_REASONING = re.compile(r"(?is)\breasoning[\s*]*[:\-][\s*]*(.*)")
 
 
 def parse_rating(reply: str) -> tuple[str | None, str, str | None]:
@@ -163,7 +163,7 @@ def parse_rating(reply: str) -> tuple[str | None, str, str | None]:
     if found:
         reasoning = found.group(1).strip()
     elif rating is not None:
-        reasoning = text[match.end():].strip(" \n:.-*)")
+        reasoning = text[match.end():].lstrip(" \n:.-*)").rstrip()
     else:
         reasoning = text.strip()
     if rating is None:
