@@ -252,3 +252,131 @@ def test_bad_data_lines(tmp_path, change, message):
     path = write_jsonl(tmp_path / "d.jsonl", records)
     with pytest.raises(UserError, match=f"d.jsonl:2: {message}"):
         load_instances(path)
+
+
+# --- generation (superni_run): prompt, trimming, selection, resume -----------------------
+
+def _tk_reference(definition: str, input_text: str) -> str:
+    """Tk-Instruct ``DataCollatorForNI`` with definition only (pos 0, neg 0), as its
+    ``run_gpt3.py`` sends it: the source string, then ``.strip()``."""
+    task_input = "Now complete the following example -\n"
+    task_input += f"Input: {input_text.strip()}"
+    if task_input[-1] not in string.punctuation:
+        task_input += "."
+    task_input += "\n"
+    task_input += "Output: "
+    definition = "Definition: " + definition.strip()
+    if definition[-1] not in string.punctuation:
+        definition += "."
+    definition += "\n\n"
+    return (definition + task_input).strip()
+
+
+@pytest.mark.parametrize("definition, input_text", [
+    ("Generate a title for the text", " The cat sat.\n"),
+    ("Answer with yes or no.", "Is it raining"),
+    (" Classify the sentence! ", "She left?"),
+])
+def test_tk_prompt_is_the_tk_instruct_layout(definition, input_text):
+    from selfinstruct.evaluation.superni_run import build_prompt
+
+    prompt = build_prompt("tk", definition, input_text)
+    assert prompt == _tk_reference(definition, input_text)
+    assert prompt.endswith("\nOutput:")
+
+
+def test_tk_prompt_example():
+    from selfinstruct.evaluation.superni_run import build_prompt
+
+    assert build_prompt("tk", "Return the capital of the country", " India ") == (
+        "Definition: Return the capital of the country.\n\n"
+        "Now complete the following example -\nInput: India.\nOutput:")
+    assert build_prompt("self-instruct", " Return the capital. ", "India") == (
+        "Return the capital.\n\nInput: India\nOutput:")
+
+
+def test_trim_modes():
+    from selfinstruct.evaluation.superni_run import trim
+
+    text = "\n\n Paris is the capital.\nIt is in France.\n\nInput: Spain\nOutput: Madrid"
+    assert trim(text, "paragraph") == "Paris is the capital.\nIt is in France."
+    assert trim(text, "tk-gpt3") == "Paris is the capital"
+    assert trim(text, "none") == text.strip()
+
+
+def test_select_first_n_of_named_tasks():
+    from selfinstruct.evaluation.superni_run import select
+
+    instances = [inst(f"a{k}", ["x"], task="taskA") for k in range(3)] + [
+        inst(f"b{k}", ["x"], task="taskB") for k in range(3)]
+    assert [i.id for i in select(instances, None, 2)] == ["a0", "a1", "b0", "b1"]
+    assert [i.id for i in select(instances, ["taskB"], None)] == ["b0", "b1", "b2"]
+    with pytest.raises(UserError, match="--tasks: taskC not in the data file"):
+        select(instances, ["taskC"])
+    with pytest.raises(UserError, match="--max-per-task must be at least 1"):
+        select(instances, None, 0)
+
+
+def test_fit_prompt_shortens_only_the_input():
+    from selfinstruct.evaluation.fit import TRUNCATION_MARK, fit_prompt
+
+    def render(text):
+        return f"Definition: d\n\nInput: {text}\nOutput:"
+
+    counter = (lambda s: len(s.split()), 20)  # one token per word, 20-token window
+    long_input = " ".join(f"w{k}" for k in range(50))
+    prompt, cut = fit_prompt(render, long_input, 10, counter)
+    assert cut and prompt.endswith(TRUNCATION_MARK + "\nOutput:")
+    assert prompt.startswith("Definition: d\n\nInput: w0 w1")
+    assert len(prompt.split()) <= 10
+    assert fit_prompt(render, "short", 10, counter) == (render("short"), False)
+    assert fit_prompt(render, long_input, 10, None) == (render(long_input), False)
+
+
+class _EchoBackend:
+    """Answers every prompt with a fixed completion; counts what it was asked."""
+
+    def __init__(self, text="\n yes\n\nmore", fail=()):
+        self.text, self.fail, self.asked = text, fail, []
+
+    @property
+    def identity(self):
+        return {"backend": "echo"}
+
+    def complete(self, requests):
+        from selfinstruct.backends.base import Completion
+
+        out = []
+        for r in requests:
+            self.asked.append(r.prompt)
+            failed = any(f in r.prompt for f in self.fail)
+            out.append(Completion.failed("boom") if failed else Completion(self.text, "stop"))
+        return out
+
+
+def test_run_writes_predictions_resumes_and_scores(tmp_path):
+    from selfinstruct.evaluation.superni_run import SuperNIRunSettings, run_superni
+
+    data = write_jsonl(tmp_path / "data.jsonl", _data_records())
+    instances = load_instances(data)
+    out = tmp_path / "run"
+    backend = _EchoBackend(fail=("Input: y",))
+    result = run_superni(backend, {"name": "echo"}, data, instances, out)
+    assert (result.generated, result.failed) == (1, 1)
+    records = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert records == [{"id": "a1", "task": "taskA", "prediction": "yes",
+                        "completion": "\n yes\n\nmore", "finish_reason": "stop"}]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["rougeL"] == 50.0 and metrics["missing_predictions"] == 1
+    # A crash left half a line: it is dropped, and the re-run asks only for what is missing.
+    with open(out / "predictions.jsonl", "a") as handle:
+        handle.write('{"id": "b1", "task": "taskB", "predi')
+    backend2 = _EchoBackend(text=" no")
+    result = run_superni(backend2, {"name": "echo"}, data, instances, out)
+    assert (result.already_done, result.generated) == (1, 1) and len(backend2.asked) == 1
+    ids = [json.loads(x)["id"] for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert ids == ["a1", "b1"]
+    assert json.loads((out / "metrics.json").read_text())["rougeL"] == 100.0
+    with pytest.raises(UserError, match="was made with template='tk', not 'self-instruct'"):
+        run_superni(backend2, {"name": "echo"}, data, instances, out,
+                    SuperNIRunSettings(template="self-instruct"))
