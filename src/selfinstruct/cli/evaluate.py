@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-MODEL_HELP = "smollm2 (default), gemma-3-270m, a .gguf path, or a server's model name"
+MODEL_HELP = "smollm2, gemma-3-270m, a .gguf path, or a server's model name"
 
 
 def register(subparsers) -> None:
@@ -40,8 +40,17 @@ def register(subparsers) -> None:
     _register_user_judge(steps)
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None and False (flags and 'not given')."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _formatter():
-    return argparse.ArgumentDefaultsHelpFormatter
+    return _Formatter
 
 
 def _add_backend_options(parser: argparse.ArgumentParser, flag: str, default: str) -> None:
@@ -119,12 +128,13 @@ def _register_superni_run(steps) -> None:
     p.add_argument("--data", required=True, help="superni_test_en.jsonl")
     p.add_argument("--out", required=True, help="output directory (created or resumed)")
     p.add_argument("--max-per-task", type=int, default=None,
-                   help="only the first N instances of each task (default: all)")
-    p.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
+                   help="only the first N instances of each task (all when not given)")
+    p.add_argument("--tasks", default=None, help="comma-separated task names (all when not given)")
     p.add_argument("--template", choices=TEMPLATES, default="tk", help="prompt layout")
     p.add_argument("--trim", choices=TRIMS, default="paragraph",
                    help="how a completion becomes a prediction")
-    p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
+    p.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+                   help="max new tokens per prediction (Tk-Instruct: 128)")
     p.add_argument("--per-task", action="store_true", help="print per-task scores too")
     p.set_defaults(handler=_handle_superni_run)
 
