@@ -14,7 +14,8 @@ from selfinstruct.errors import UserError
 
 # Fields that may change between a run and its resumption without changing any record.
 RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests",
-                              "request_timeout"})
+                              "request_timeout", "max_tokens_total", "max_cost",
+                              "input_price", "output_price"})
 
 
 @dataclass
@@ -33,6 +34,11 @@ class RunConfig:
     prefix_cache: bool = True
     max_concurrency: int = 1
     request_timeout: float = 120.0
+    # budgets (0: none); prices in USD per million tokens
+    max_tokens_total: int = 0
+    max_cost: float = 0.0
+    input_price: float = 0.0
+    output_price: float = 0.0
     # inputs (None: the project's own)
     seeds: str | None = None
     prompts: str | None = None
@@ -74,6 +80,10 @@ class RunConfig:
         bound("request_batch_size", 1)
         bound("max_concurrency", 1, 256)
         bound("request_timeout", 0.1)
+        bound("max_tokens_total", 0)
+        bound("max_cost", 0.0)
+        bound("input_price", 0.0)
+        bound("output_price", 0.0)
         bound("max_instances_per_task", 1)
         bound("max_requests", 0)
         bound("n_ctx", 256)

@@ -18,6 +18,7 @@ from selfinstruct import __version__
 from selfinstruct.backends.base import Backend
 from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.registry import ModelInfo, open_backend
+from selfinstruct.budget import Budget
 from selfinstruct.config import RunConfig, differences
 from selfinstruct.errors import UserError
 from selfinstruct.executor import UsageStats
@@ -53,6 +54,7 @@ class RunContext:
     _backend: Backend | None = None
     _model_info: ModelInfo | None = None
     _cache: ResponseCache | None = None
+    _budget: Budget | None = None
     manifest: dict = field(default_factory=dict)
 
     # The backend opens lazily: export and postprocess never load a model.
@@ -73,6 +75,16 @@ class RunContext:
         if self._cache is None:
             self._cache = ResponseCache(self.run.cache_path)
         return self._cache
+
+    @property
+    def budget(self) -> Budget:
+        """What this run may still spend; starts from what the cache says it has spent."""
+        if self._budget is None:
+            c = self.config
+            prompt, completion = self.cache.token_totals()
+            self._budget = Budget(c.max_tokens_total, c.max_cost, c.input_price,
+                                  c.output_price, prompt, completion)
+        return self._budget
 
     def usage(self, stage: str) -> UsageStats:
         return self.stats.setdefault(stage, UsageStats())

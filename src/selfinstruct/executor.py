@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Sequence
 from selfinstruct.backends.base import Backend, BackendError, Completion, Request, request_key
 from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.retry import RetryPolicy, RetryStats, call_with_retry
+from selfinstruct.budget import Budget, BudgetExhausted
 
 
 @dataclass
@@ -96,8 +97,12 @@ def run_requests(
     retry: RetryPolicy = RetryPolicy(),
     stats: UsageStats | None = None,
     on_complete: Callable[[int, Completion], None] | None = None,
+    budget: Budget | None = None,
 ) -> Iterator[tuple[int, Completion]]:
-    """Yield ``(index, completion)`` for every request, in request order."""
+    """Yield ``(index, completion)`` for every request, in request order.
+
+    With a ``budget``, no request is sent once it is exhausted: the requests in flight
+    finish and are yielded, then :class:`BudgetExhausted` is raised."""
     stats = stats if stats is not None else UsageStats()
     identity = backend.identity
     keys = [request_key(identity, request) for request in requests] if cache is not None else []
@@ -128,13 +133,24 @@ def run_requests(
         return
     with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
         pending: dict[Future, list[int]] = {}
-        queue = iter(batches)
+        queue = list(reversed(batches))
+        stopped: str | None = None
+
+        def submit_next() -> None:
+            nonlocal stopped
+            if not queue or stopped is not None:
+                return
+            if budget is not None:
+                stopped = budget.exhausted()
+                if stopped is not None:
+                    return
+            batch = queue.pop()
+            pending[pool.submit(_send, backend, [requests[i] for i in batch], retry,
+                                stats, batch[0])] = batch
+
         try:
-            for batch in queue:
-                pending[pool.submit(_send, backend, [requests[i] for i in batch], retry,
-                                    stats, batch[0])] = batch
-                if len(pending) >= max(1, max_concurrency):
-                    break
+            for _ in range(max(1, max_concurrency)):
+                submit_next()
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -142,12 +158,13 @@ def run_requests(
                     for i, completion in zip(batch, future.result()):
                         if cache is not None:
                             cache.put(keys[i], completion)
+                        if budget is not None:
+                            budget.spend(completion.prompt_tokens, completion.completion_tokens)
                         ready[i] = completion
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(_send, backend, [requests[i] for i in nxt], retry,
-                                            stats, nxt[0])] = nxt
+                    submit_next()
                 yield from drain()
         finally:
             for future in pending:
                 future.cancel()
+        if stopped is not None:
+            raise BudgetExhausted(stopped)

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfinstruct.budget import BudgetExhausted
 from selfinstruct.context import RunContext, now
 from selfinstruct.records import Task
 from selfinstruct.stages.bootstrap import bootstrap
@@ -62,11 +63,17 @@ def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     ctx.backend  # load the model (and fail on a bad one) before any progress is shown
     ctx.manifest["status"] = "running"
     ctx.save_manifest()
-    result = bootstrap(ctx)
-    ctx.save_manifest()
-    classify(ctx)
-    ctx.save_manifest()
-    generate_instances(ctx)
+    try:
+        result = bootstrap(ctx)
+        ctx.save_manifest()
+        classify(ctx)
+        ctx.save_manifest()
+        generate_instances(ctx)
+    except BudgetExhausted:
+        ctx.manifest["status"] = "stopped_at_budget"
+        ctx.manifest["spent"] = {"tokens": ctx.budget.tokens, "cost_usd": ctx.budget.cost}
+        ctx.save_manifest()
+        raise
     postprocess(ctx)
     exports = export_all(ctx, formats)
     wall = time.perf_counter() - started
@@ -74,6 +81,7 @@ def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     ctx.manifest["finished_at"] = now()
     ctx.manifest["wall_seconds"] = round(wall + ctx.manifest.get("wall_seconds", 0.0), 3)
     ctx.manifest["exports"] = exports
+    ctx.manifest["spent"] = {"tokens": ctx.budget.tokens, "cost_usd": ctx.budget.cost}
     ctx.save_manifest()
     summary = summarize(ctx, wall)
     summary.exports = exports

@@ -1,4 +1,5 @@
-"""kill -9 a real run at several points, resume it, and compare with an uninterrupted run.
+"""Stop a real run at its budget, kill -9 it at several points, resume it each time, and
+compare with an uninterrupted run.
 
 The resumed run must export byte-identical files, with no record lost or duplicated.
 """
@@ -39,6 +40,9 @@ def _ids(path):
 def test_killed_and_resumed_run_exports_the_same_bytes(reference_run, tmp_path):
     reference, _ = reference_run
     run = tmp_path / "run"
+    stopped = cli("run", "--out", str(run), *SMALL, "--max-tokens-total", "600", check=False)
+    assert stopped.returncode == 3, stopped.stderr  # a clean stop at the token budget
+    assert "--max-tokens-total 600 reached" in stopped.stderr
     _kill_when(run, "instructions.jsonl", 5)        # during the bootstrap
     _kill_when(run, "classifications.jsonl", 4)     # during classification
     _kill_when(run, "instances.jsonl", 3)           # during instance generation
@@ -50,4 +54,4 @@ def test_killed_and_resumed_run_exports_the_same_bytes(reference_run, tmp_path):
         assert len(ids) == len(set(ids)), f"duplicated records in {name}"
         assert sorted(ids) == sorted(_ids(reference / name)), f"lost records in {name}"
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["resumed"] == 3
+    assert manifest["status"] == "finished" and manifest["resumed"] == 4

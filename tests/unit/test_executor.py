@@ -102,3 +102,32 @@ def test_backoff_grows_exponentially():
     rng = random.Random(0)
     delays = [policy.delay(a, None, rng) for a in range(1, 6)]
     assert all(0.5 * 2 ** (a - 1) <= d <= 2 ** (a - 1) for a, d in zip(range(1, 6), delays))
+
+
+def test_budget_stops_sending_and_raises_after_in_flight_work():
+    import pytest
+
+    from selfinstruct.budget import Budget, BudgetExhausted
+
+    def costly(request):
+        return Completion(text="x", finish_reason="stop", prompt_tokens=60, completion_tokens=40)
+
+    backend = FunctionBackend(costly)
+    budget = Budget(max_tokens_total=250)
+    seen = []
+    with pytest.raises(BudgetExhausted, match="--max-tokens-total 250 reached"):
+        for i, _ in run_requests(backend, [Request(f"p{i}") for i in range(10)], budget=budget):
+            seen.append(i)
+    assert seen == [0, 1, 2] and backend.calls == 3 and budget.tokens == 300
+
+
+def test_budget_cost_and_no_stop_when_work_is_done():
+    from selfinstruct.budget import Budget
+
+    budget = Budget(max_cost=0.001, input_price=2.0, output_price=8.0)
+    budget.spend(100, 100)
+    assert abs(budget.cost - 0.001) < 1e-12 and "--max-cost" in budget.exhausted()
+    backend = FunctionBackend(echo)
+    loose = Budget(max_tokens_total=1)
+    out = list(run_requests(backend, [Request("only")], budget=loose))
+    assert len(out) == 1  # the last request finished the work: no stop to report

@@ -62,6 +62,16 @@ class ResponseCache:
                 (key, json.dumps(data, ensure_ascii=False)),
             )
 
+    def token_totals(self) -> tuple[int, int]:
+        """(prompt, completion) tokens of every stored completion: what the run spent."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(json_extract(completion, '$.prompt_tokens')), 0),"
+                " COALESCE(SUM(json_extract(completion, '$.completion_tokens')), 0)"
+                " FROM responses"
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

@@ -3,7 +3,8 @@
 Thin by design. Each command lives in its own module under ``selfinstruct.cli`` with a
 ``register(subparsers)`` function that adds its parser and sets ``handler``. A handler
 parses nothing itself: it calls the library and renders the result. Library errors
-(:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2.
+(:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2; a run
+stopped by its budget exits with code 3.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import sys
 
 from selfinstruct import __version__
+from selfinstruct.budget import BudgetExhausted
 from selfinstruct.errors import UserError
 
 COMMAND_MODULES = ("run", "stages", "dedup", "evaluate")
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"selfinstruct: error: {exc}", file=sys.stderr)
         return 2
+    except BudgetExhausted as exc:
+        print(f"selfinstruct: stopped: {exc}; everything so far is saved, re-run with a "
+              "higher budget to continue", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("selfinstruct: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

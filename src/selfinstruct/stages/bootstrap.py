@@ -104,7 +104,7 @@ def bootstrap(ctx: RunContext) -> BootstrapResult:
             ]
             for offset, completion in run_requests(
                 ctx.backend, requests, cache=ctx.cache, max_concurrency=c.max_concurrency,
-                stats=usage,
+                stats=usage, budget=ctx.budget,
             ):
                 i = indices[offset]
                 if len(machine) >= c.num_instructions:
@@ -113,7 +113,7 @@ def bootstrap(ctx: RunContext) -> BootstrapResult:
                 kept += k
                 rejected += r
                 bar.advance(k)
-                bar.note(f"requests {i + 1}, rejected {rejected}")
+                bar.note(f"requests {i + 1}, rejected {rejected}, {ctx.budget.describe()}")
             request_index += size
     return BootstrapResult(kept=len(machine), rejected=rejected, requests=request_index,
                            reached_target=len(machine) >= c.num_instructions)

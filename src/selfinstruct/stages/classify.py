@@ -43,7 +43,7 @@ def classify(ctx: RunContext) -> ClassifyResult:
         bar.advance(len(done))
         for offset, completion in run_requests(
             ctx.backend, requests, cache=ctx.cache, max_concurrency=ctx.config.max_concurrency,
-            stats=ctx.usage(STAGE),
+            stats=ctx.usage(STAGE), budget=ctx.budget,
         ):
             record = todo[offset]
             if not completion.ok:
