@@ -43,7 +43,9 @@ class Task:
 
 @dataclass
 class Instruction:
-    """A machine-written instruction that passed every bootstrap filter."""
+    """A machine-written instruction that passed every bootstrap filter, with where it came
+    from: the request (index and prompt), the raw completion, its 10 most similar pool
+    instructions with their ROUGE-L scores, and its mean score against the whole pool."""
 
     id: str
     instruction: str
@@ -52,6 +54,7 @@ class Instruction:
     most_similar: list[tuple[str, float]]
     avg_similarity: float
     raw_completion: str
+    prompt: str = ""
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -68,6 +71,7 @@ class Instruction:
             most_similar=[(t, s) for t, s in data["most_similar"]],
             avg_similarity=data["avg_similarity"],
             raw_completion=data["raw_completion"],
+            prompt=data.get("prompt", ""),
         )
 
 

@@ -149,7 +149,7 @@ def _accept(ctx: RunContext, i: int, request: Request, completion: Completion,
         writer.kept(Instruction(
             id=record_id, instruction=text, request_index=i, position=position,
             most_similar=[(t, round(s, 6)) for t, s in top], avg_similarity=round(mean, 6),
-            raw_completion=completion.text,
+            raw_completion=completion.text, prompt=request.prompt,
         ))
         kept += 1
     return kept, rejected
