@@ -35,7 +35,7 @@ def plot_ratings(dists: list[Distribution], path: str | Path, title: str) -> Pat
     except ImportError:
         raise UserError(f"drawing ratings.png needs matplotlib: {MATPLOTLIB_HINT}") from None
     levels = list(LEVELS) + ([UNPARSED] if any(d.counts[UNPARSED] for d in dists) else [])
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(dists) + 2.5), 4.8))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(dists) + 2.0), 5.0))
     names = [d.model for d in dists]
     bottoms = [0.0] * len(dists)
     for level in levels:
@@ -54,9 +54,9 @@ def plot_ratings(dists: list[Distribution], path: str | Path, title: str) -> Pat
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=8,
+              frameon=False)
     target = Path(path)
-    fig.savefig(target, dpi=150)
+    fig.savefig(target, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return target
