@@ -37,7 +37,7 @@ from rapidfuzz.distance import LCSseq
 
 from selfinstruct.rouge import Tokenizer
 
-__all__ = ["NoveltyDecision", "NoveltyIndex", "DEFAULT_THRESHOLD"]
+__all__ = ["DEFAULT_THRESHOLD", "NoveltyDecision", "NoveltyIndex"]
 
 DEFAULT_THRESHOLD = 0.7
 
