@@ -1,0 +1,35 @@
+"""``selfinstruct report RUN``: write RUN/report/index.html (see docs/report-and-review.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write an HTML analysis report of a run (RUN/report/index.html)",
+        description="Write RUN/report/index.html, one self-contained page (figures embedded) "
+                    "with the filter funnel, the verb-noun sunburst, ROUGE-L with the "
+                    "nearest seed, length histograms, the classification split, a random "
+                    "sample and the run's manifest. Needs: pip install "
+                    "'selfinstruct[analysis]'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("run", metavar="RUN", help="run directory")
+    parser.add_argument("--sample", type=int, default=20, help="tasks in the random sample")
+    parser.add_argument("--sample-seed", type=int, default=None,
+                        help="seed of the sample (default: the run's seed)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from selfinstruct.analysis import require_analysis
+    from selfinstruct.errors import UserError
+
+    require_analysis("report")
+    if args.sample < 0:
+        raise UserError(f"--sample must be at least 0, got {args.sample}")
+    from selfinstruct.analysis.report import write_report
+
+    path = write_report(args.run, sample_size=args.sample, sample_seed=args.sample_seed)
+    print(f"report: {path}")
+    return 0
