@@ -62,7 +62,7 @@ def test_generated_text_is_escaped_everywhere(client):
 def test_search_and_filters(client):
     def ids(query):
         html = client.get(f"/instructions?{query}").text
-        return sorted(set(part.split('"')[0] for part in html.split('data-id="')[1:]))
+        return sorted({part.split('"')[0] for part in html.split('data-id="')[1:]})
 
     assert ids("") == ["000000.00", "000000.01", "000000.02", "000001.00", "000001.01",
                        "000001.02", "000002.00", "000002.01", "000002.02"]
@@ -141,9 +141,16 @@ def test_cross_site_posts_and_foreign_hosts_are_refused(client, run):
     evil = client.post("/instructions/000000.00/review", data={"decision": "reject"},
                        headers={"origin": "http://evil.example"})
     assert evil.status_code == 403
+    for site in ("cross-site", "same-site"):
+        assert client.post("/rate/1", data={"rating": "A"},
+                           headers={"sec-fetch-site": site}).status_code == 403
     assert client.post("/rate/1", data={"rating": "A"},
-                       headers={"sec-fetch-site": "cross-site"}).status_code == 403
+                       headers={"origin": "null"}).status_code == 403
     assert ReviewStore(run).reviews() == {}
+    assert ReviewStore(run).rating_records() == []
+    # what a browser sends for the app's own forms
+    assert client.post("/rate/1", data={"rating": "A"}, headers={
+        "sec-fetch-site": "same-origin", "origin": BASE}).status_code == 303
     same = client.post("/instructions/000000.00/review", data={"decision": "accept"},
                        headers={"origin": BASE})
     assert same.status_code == 303

@@ -216,15 +216,20 @@ def create_app(folder: str | Path, *, reviewer: str = "anonymous",
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if request.method not in ("GET", "HEAD"):
+            # Browsers say where a request comes from in Sec-Fetch-Site; older ones in Origin.
+            site = request.headers.get("sec-fetch-site")
             origin = request.headers.get("origin")
-            cross = request.headers.get("sec-fetch-site") == "cross-site" or (
-                origin is not None and urlsplit(origin).netloc != request.headers.get("host"))
+            if site is not None:
+                cross = site not in ("same-origin", "none")
+            else:
+                cross = origin is not None and urlsplit(origin).netloc != request.headers.get(
+                    "host")
             if cross:
                 return PlainTextResponse("refused: a request from another site", 403)
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_NAMES)
@@ -239,6 +244,10 @@ def create_app(folder: str | Path, *, reviewer: str = "anonymous",
         if record is None:
             raise HTTPException(404, f"no kept instruction with id {task_id!r}")
         return record
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)
 
     @app.get("/static/{name}")
     def static_file(name: str):
