@@ -11,8 +11,7 @@ from test_review_runfactory import EXPECTED, SCRIPT_TEXT, make_run
 
 from selfinstruct.analysis.funnel import compute_funnel
 from selfinstruct.analysis.run_records import RunRecords, read_records
-from selfinstruct.analysis.stats import (length_samples, sample_tasks, seed_pool,
-                                         seed_similarities)
+from selfinstruct.analysis.stats import length_samples, sample_tasks, seed_pool, seed_similarities
 from selfinstruct.analysis.verbs import root_verb_and_dobj, top_verb_nouns
 from selfinstruct.cli import main
 from selfinstruct.errors import UserError
@@ -186,12 +185,17 @@ def test_report_page_is_self_contained_and_escapes_generated_text(tmp_path, nlp)
 
 
 @pytest.mark.slow
-def test_report_command_writes_the_page(tmp_path, capsys):
+def test_report_command_writes_the_page_with_the_review_audit(tmp_path, capsys):
+    from selfinstruct.review.store import Review, ReviewStore
+
     run = make_run(tmp_path / "run")
+    ReviewStore(run).save_review(Review("000000.00", "accept", True, False, True))
     assert main(["report", str(run), "--sample", "3"]) == 0
     assert capsys.readouterr().out.strip() == f"report: {run / 'report' / 'index.html'}"
     html = (run / "report" / "index.html").read_text()
     assert html.count('class="task"') == 3
+    assert "Quality audit (paper, Table 2)" in html
+    assert "100% (1)" in html and "0% (0)" in html
 
 
 def test_report_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch, capsys):
