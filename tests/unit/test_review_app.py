@@ -194,3 +194,16 @@ def test_templates_and_static_files_are_installed_with_the_package():
     for name in ("review.js", "review.css"):
         assert (root / "review" / "static" / name).is_file(), name
     assert (root / "analysis" / "templates" / "report.html").is_file()
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(run, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["review", str(run), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import socket
 
 
 def _default_reviewer() -> str:
@@ -56,6 +57,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _check_free(host: str, port: int) -> None:
+    from selfinstruct.errors import UserError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another "
+                            "--port or --host") from None
+
+
 def handle(args: argparse.Namespace) -> int:
     from selfinstruct.errors import UserError
     from selfinstruct.review import require_review
@@ -65,6 +79,7 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     from selfinstruct.review.app import LOOPBACK_NAMES, create_app
 
+    _check_free(args.host, args.port)
     loopback = _is_loopback(args.host)
     app = create_app(args.run, reviewer=args.reviewer, predictions=args.rate,
                      judge_ratings=args.judge_ratings, seed=args.seed,
