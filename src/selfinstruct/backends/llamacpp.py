@@ -13,6 +13,9 @@ Two things make it more than a thin wrapper:
   call starts from a fixed point: the saved prefix state, or an empty context. The same
   request therefore always gives the same completion, whatever came before it.
 
+``Request.chat`` formats the prompt with the model's own chat template (from the GGUF
+metadata); such calls start from an empty context and use no prefix.
+
 Sampling follows OpenAI semantics: llama.cpp's own extras (top-k, min-p, repeat penalty)
 are switched off, so the same parameters mean the same thing on every backend.
 One model instance runs one request at a time (a lock guards it).
@@ -126,35 +129,37 @@ class LlamaCppBackend:
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         tokens = self.tokenize(request.prompt)
-        room = self.n_ctx - len(tokens)
+        room = self.n_ctx - len(tokens) - (64 if request.chat else 0)  # chat template margin
         if room <= 0:
             return Completion.failed(
                 f"prompt has {len(tokens)} tokens, more than the context window of {self.n_ctx}"
             )
+        params = dict(
+            max_tokens=min(s.max_tokens, room), temperature=s.temperature, top_p=s.top_p,
+            top_k=0, min_p=0.0, repeat_penalty=1.0, presence_penalty=s.presence_penalty,
+            frequency_penalty=s.frequency_penalty, stop=list(s.stop) or None,
+            seed=s.seed if s.seed is not None else 0,
+        )
         started = time.perf_counter()
-        self._start_from(tokens, request.prefix)
         try:
-            out = self.llm.create_completion(
-                prompt=tokens,
-                max_tokens=min(s.max_tokens, room),
-                temperature=s.temperature,
-                top_p=s.top_p,
-                top_k=0,
-                min_p=0.0,
-                repeat_penalty=1.0,
-                presence_penalty=s.presence_penalty,
-                frequency_penalty=s.frequency_penalty,
-                stop=list(s.stop) or None,
-                seed=s.seed if s.seed is not None else 0,
-            )
+            if request.chat:  # the model's own chat template, from the GGUF metadata
+                self._active_prefix = None
+                self.llm.reset()
+                out = self.llm.create_chat_completion(
+                    messages=[{"role": "user", "content": request.prompt}], **params)
+                choice = out["choices"][0]
+                text = (choice.get("message") or {}).get("content") or ""
+            else:
+                self._start_from(tokens, request.prefix)
+                out = self.llm.create_completion(prompt=tokens, **params)
+                choice = out["choices"][0]
+                text = choice.get("text", "")
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp failed: {exc}") from None
-        choice = out["choices"][0]
         usage = out.get("usage", {})
-        finish = choice.get("finish_reason") or "stop"
         return Completion(
-            text=choice.get("text", ""),
-            finish_reason="length" if finish == "length" else "stop",
+            text=text,
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
             prompt_tokens=usage.get("prompt_tokens", len(tokens)),
             completion_tokens=usage.get("completion_tokens", 0),
             seconds=time.perf_counter() - started,
