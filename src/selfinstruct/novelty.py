@@ -48,6 +48,7 @@ _SLACK = 1e-9
 
 Seq = str | tuple[int, ...]
 _NO_IDS = np.zeros(0, dtype=np.int64)
+_NO_LIMIT = 2**31 - 1  # "any length" in an int32 posting
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +78,12 @@ class _Vocab:
 
     def encode(self, tokens: list[str]) -> Seq:
         ids = self.ids
-        out = []
-        for token in tokens:
-            i = ids.get(token)
-            if i is None:
-                i = ids[token] = len(ids)
-            out.append(i)
-        if not self.wide and len(ids) > self.limit:
-            self.wide = True
+        try:
+            out = [ids[token] for token in tokens]
+        except KeyError:  # a new token: give it the next id
+            out = [ids[t] if t in ids else ids.setdefault(t, len(ids)) for t in tokens]
+            if not self.wide and len(ids) > self.limit:
+                self.wide = True
         if self.wide:
             return tuple(out)
         return "".join(map(chr, out))
@@ -275,24 +274,28 @@ class _PrefixJoin:
     1. Length: L <= min(m, n), so F >= t needs 2*min(m, n) >= t*(m+n), i.e.
        min/max >= t/(2-t).
     2. Overlap: a common subsequence uses each token at most as often as it occurs in both
-       texts, so L <= |A & B|, the size of the token *multiset* intersection. Treat the k-th
-       occurrence of a token as its own element (token, k); then multisets are sets.
+       texts, so L <= K := |A & B|, the size of the token *multiset* intersection. Treat the
+       k-th occurrence of a token as its own element (token, k); then multisets are sets.
     3. Minimum overlap from one side alone: L >= t*(m+n)/2 and n >= L give
-       L >= t*(m+L)/2, so L >= t*m/(2-t). Hence |A & B| >= o(m) := ceil(t*m/(2-t)), and
-       symmetrically |A & B| >= o(n) (and >= 1 when t = 0, since F > 0 needs a shared token).
-    4. Prefix filtering (Chaudhuri et al. 2006; Bayardo et al. 2007): sort every text's
-       elements by one global order. If |A & B| >= o_A and >= o_B, the smallest shared
-       element w has at least |A & B| - 1 shared elements after it in both A and B, so its
-       rank in A is <= |A| - o_A + 1 and in B <= |B| - o_B + 1: w lies in both prefixes.
-       So indexing each text's first n - o(n) + 1 elements and probing with the query's
-       first m - o(m) + 1 elements finds every pair with F >= t. The order is rarest first,
-       which keeps the probed posting lists short; any fixed order would be correct.
+       L >= t*(m+L)/2, so L >= t*m/(2-t). Hence K >= o(m) := ceil(t*m/(2-t)), and
+       symmetrically K >= o(n) (and K >= 1 when t = 0, since F > 0 needs a shared token).
+    4. Prefix filtering (Chaudhuri et al. 2006; Bayardo et al. 2007), two shared elements:
+       sort every text's elements by one global order (rarest first, which keeps posting
+       lists short; any fixed order would be correct). Let w1 < w2 < ... < wK be the shared
+       elements. At least K - s shared elements follow w_s in text X, so w_s sits within
+       X's first |X| - K + s <= |X| - o(|X|) + s elements. So both w1 and w2 lie within the
+       first |X| - o(|X|) + 2 elements of *both* texts (its "prefix", capped at |X|): a
+       pair with F >= t has at least two hits between the query's prefix and the indexed
+       text's prefix, provided K >= 2, which holds when o(m) >= 2. (When o(m) = 1, one hit
+       is required: w1 lies within the first |X| - o(|X|) + 1 elements.)
     5. Positional filter (Xiao et al. 2008, "PPJoin"): a hit is a shared element at position
-       i of the query's order and j of the indexed text's. Every shared element after the
-       pair's first one w comes after w in both orders, so |A & B| <= 1 + min(m-1-i, n-1-j)
-       at w's hit. A later hit of the same pair has larger i and j, hence a smaller bound,
-       so "some hit passes" equals "the first hit passes". (This bound is <= min(m, n), so
-       it implies the length filter 1.)
+       i of the query's order and j of the indexed text's (0-based). The K - s shared
+       elements after w_s come after it in both orders, so K <= s + min(m-1-i, n-1-j) at
+       w_s's hit; for s = 1 and s = 2 alike, K <= 2 + min(m-1-i, n-1-j). So only hits with
+       2*(2 + min(a, r)) >= t*(m+n), a = m-1-i, r = n-1-j, are counted for bound 4. The test
+       splits into n <= 2*(2+a)/t - m (a bound on the indexed text's length, per query
+       element) and m <= 2*(2+r)/t - n (a bound on the query's length, kept in the
+       posting): two integer comparisons per hit. (It also implies the length filter 1.)
     6. Token count: every token of a common subsequence of B occurs in A, so
        L <= U := the number of positions of B whose token occurs anywhere in A.
 
@@ -306,6 +309,8 @@ class _PrefixJoin:
         self.rank = rank
         self.postings: dict[int, array] = {}
         self._prefix_len: list[int] = []
+        self._hits_needed: list[int] = []
+        self._longest: list[list[int]] = []  # _longest_match for each prefix position
         # Token ids of every indexed text, end to end (for bound 6); start[id] is its offset.
         self._tokens = np.zeros(1 << 16, dtype=np.int32)
         self._start = np.zeros(1 << 12, dtype=np.int64)
@@ -313,17 +318,21 @@ class _PrefixJoin:
         self._in_query = np.zeros(vocab_size, dtype=bool)
 
     def prefix_len(self, n: int) -> int:
-        """n - o(n) + 1: how many of a text's rarest elements go into the index/probe."""
+        """min(n, n - o(n) + 2): how many of a text's rarest elements are indexed/probed."""
         cache = self._prefix_len
         while len(cache) <= n:
             m = len(cache)
             o = max(1, math.ceil(self.t_lo * m / (2 - self.t_lo)))
-            cache.append(max(0, m - o + 1))
+            cache.append(min(m, m - o + 2))
+            self._hits_needed.append(2 if o >= 2 else 1)
+            self._longest.append([self._longest_match(m - 1 - j, m) for j in range(cache[m])])
         return cache[n]
 
     def prefix(self, seq: Seq) -> list[int]:
         """The first elements of ``seq`` in the global order, as ints (rank << 32 | k)."""
         ranks = sorted(map(self.rank.__getitem__, seq))[: self.prefix_len(len(seq))]
+        if len(set(ranks)) == len(ranks):  # the usual case: no token twice in the prefix
+            return [r << 32 for r in ranks]
         keys = []
         prev, k = -1, 0
         for r in ranks:
@@ -332,18 +341,27 @@ class _PrefixJoin:
             keys.append(r << 32 | k)
         return keys
 
+    def _longest_match(self, after: int, length: int) -> int:
+        """Bound 5 as a length: the longest other text that an element with ``after``
+        elements after it, in a text of ``length`` tokens, can still match:
+        2*(2+after) >= t*(length+other)  <=>  other <= 2*(2+after)/t - length."""
+        if self.t_lo == 0.0:
+            return _NO_LIMIT
+        return min(_NO_LIMIT, math.floor(2 * (2 + after) / self.t_lo - length + 1e-6))
+
     def insert(self, doc_id: int, seq: Seq, prefix: list[int] | None = None) -> None:
         """Index a text's prefix (query and index prefixes coincide, so one can be reused).
 
-        A posting is (text id, elements after this one in the text's order, text length).
+        A posting is (text id, text length n, longest query that this element can match).
         """
         n = len(seq)
         postings = self.postings
-        for j, key in enumerate(self.prefix(seq) if prefix is None else prefix):
+        keys = self.prefix(seq) if prefix is None else prefix
+        for key, longest in zip(keys, self._longest[n]):
             posting = postings.get(key)
             if posting is None:
                 posting = postings[key] = array("i")
-            posting.extend((doc_id, n - 1 - j, n))
+            posting.extend((doc_id, n, longest))
         ids = _token_ids(seq)
         end = self._size + n
         while end > len(self._tokens):
@@ -357,22 +375,26 @@ class _PrefixJoin:
     def candidates(self, seq: Seq, prefix: list[int], lens: np.ndarray) -> np.ndarray:
         """Ids of indexed texts that pass filters 4, 5 and 6 for ``seq``, ascending."""
         m = len(seq)
-        views, after = [], []
+        views, longest = [], []
         postings = self.postings
-        for i, key in enumerate(prefix):
+        for key, bound in zip(prefix, self._longest[m]):
             posting = postings.get(key)
             if posting is not None:
                 views.append(np.frombuffer(posting, dtype=np.int32))
-                after.append(m - 1 - i)
+                longest.append(bound)
         if not views:
             return _NO_IDS
         hits = np.concatenate(views) if len(views) > 1 else views[0].copy()
         sizes = [len(v) // 3 for v in views]
         del views  # release the buffers: the arrays grow again on the next insert
-        hits = hits.reshape(-1, 3)
-        n = hits[:, 2]
-        bound = 1 + np.minimum(np.repeat(after, sizes), hits[:, 1])  # filter 5
-        docs = np.unique(hits[2 * bound >= self.t_lo * (m + n), 0])
+        # Filter 5, both halves: the indexed text is short enough for the query's element,
+        # and the query is short enough for the indexed text's element.
+        ok = (hits[1::3] <= np.repeat(longest, sizes)) & (hits[2::3] >= m)
+        docs = np.sort(hits[3 * np.flatnonzero(ok)])
+        if self._hits_needed[m] == 2:  # filter 4: two hits (a text's ids are now adjacent)
+            docs = docs[1:][docs[1:] == docs[:-1]]
+        if len(docs) > 1:  # one id per text
+            docs = docs[np.concatenate(([True], docs[1:] != docs[:-1]))]
         if len(docs) < 16:  # scoring a few pairs costs less than filter 6
             return docs
         # Filter 6: count, for each candidate, its tokens that occur in the query.
