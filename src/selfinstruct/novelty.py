@@ -47,8 +47,8 @@ DEFAULT_THRESHOLD = 0.7
 _SLACK = 1e-9
 
 Seq = str | tuple[int, ...]
-_NO_IDS = np.zeros(0, dtype=np.int64)
 _NO_LIMIT = 2**31 - 1  # "any length" in an int32 posting
+_FEW_HITS = 48  # below this many hits, candidate generation runs in plain Python
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,19 +372,28 @@ class _PrefixJoin:
         self._start[doc_id] = self._size
         self._size = end
 
-    def candidates(self, seq: Seq, prefix: list[int], lens: np.ndarray) -> np.ndarray:
+    def candidates(self, seq: Seq, prefix: list[int], lens: np.ndarray) -> list[int]:
         """Ids of indexed texts that pass filters 4, 5 and 6 for ``seq``, ascending."""
         m = len(seq)
-        views, longest = [], []
+        found, longest = [], []
+        total = 0
         postings = self.postings
         for key, bound in zip(prefix, self._longest[m]):
             posting = postings.get(key)
             if posting is not None:
-                views.append(np.frombuffer(posting, dtype=np.int32))
+                found.append(posting)
                 longest.append(bound)
-        if not views:
-            return _NO_IDS
-        hits = np.concatenate(views) if len(views) > 1 else views[0].copy()
+                total += len(posting)
+        if total <= 3 * _FEW_HITS:  # the same filters, without numpy's per-call overhead
+            counts: dict[int, int] = {}
+            for posting, bound in zip(found, longest):
+                for k in range(0, len(posting), 3):
+                    if posting[k + 1] <= bound and posting[k + 2] >= m:
+                        counts[posting[k]] = counts.get(posting[k], 0) + 1
+            need = self._hits_needed[m]
+            return sorted(doc for doc, count in counts.items() if count >= need)
+        views = [np.frombuffer(posting, dtype=np.int32) for posting in found]
+        hits = np.concatenate(views)
         sizes = [len(v) // 3 for v in views]
         del views  # release the buffers: the arrays grow again on the next insert
         # Filter 5, both halves: the indexed text is short enough for the query's element,
@@ -396,7 +405,7 @@ class _PrefixJoin:
         if len(docs) > 1:  # one id per text
             docs = docs[np.concatenate(([True], docs[1:] != docs[:-1]))]
         if len(docs) < 16:  # scoring a few pairs costs less than filter 6
-            return docs
+            return docs.tolist()
         # Filter 6: count, for each candidate, its tokens that occur in the query.
         n = lens[docs]
         offsets = np.cumsum(n) - n
@@ -406,7 +415,7 @@ class _PrefixJoin:
         found = self._in_query[self._tokens[where]]
         self._in_query[query_ids] = False
         upper = np.add.reduceat(found, offsets, dtype=np.int64)
-        return docs[2 * np.minimum(upper, m) >= self.t_lo * (m + n)]
+        return docs[2 * np.minimum(upper, m) >= self.t_lo * (m + n)].tolist()
 
     def best_above(
         self, seq: Seq, prefix: list[int], seqs: list[Seq], lens: np.ndarray
@@ -416,7 +425,7 @@ class _PrefixJoin:
         if m == 0:
             return 0.0, -1
         best, best_id = self.threshold, -1
-        for j in self.candidates(seq, prefix, lens).tolist():  # ascending: first max is kept
+        for j in self.candidates(seq, prefix, lens):  # ascending: the first maximum is kept
             common = LCSseq.similarity(seq, seqs[j])
             if common == 0:
                 continue

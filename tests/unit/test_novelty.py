@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
+import selfinstruct.novelty as novelty_module
 from selfinstruct.novelty import NoveltyDecision, NoveltyIndex, _PrefixJoin, _rarity_rank
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -209,11 +211,25 @@ text = st.lists(
 thresholds = st.one_of(st.sampled_from([0.0, 0.5, 0.7, 1.0]), st.floats(0.0, 1.0))
 
 
+@contextmanager
+def numpy_path_always():
+    """Candidate generation has a plain-Python path for few hits; force the numpy one."""
+    saved = novelty_module._FEW_HITS
+    novelty_module._FEW_HITS = 0
+    try:
+        yield
+    finally:
+        novelty_module._FEW_HITS = saved
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(text, max_size=6), st.lists(text, max_size=25), thresholds, st.booleans())
 def test_filter_decisions_match_the_reference(seeds, candidates, threshold, score_kept):
-    ours = NoveltyIndex(seeds).filter(candidates, threshold, score_kept=score_kept)
     ref = reference_filter(seeds, candidates, threshold)
+    ours = NoveltyIndex(seeds).filter(candidates, threshold, score_kept=score_kept)
+    assert_same_decisions(ours, ref, score_kept)
+    with numpy_path_always():
+        ours = NoveltyIndex(seeds).filter(candidates, threshold, score_kept=score_kept)
     assert_same_decisions(ours, ref, score_kept)
 
 
@@ -243,9 +259,32 @@ def test_the_join_never_prunes_a_pair_above_the_threshold(pool, query, threshold
     join = _PrefixJoin(threshold, _rarity_rank(index._seqs, [seq]), len(index._vocab.ids))
     for i, s in enumerate(index._seqs):
         join.insert(i, s)
-    scores = index._scores(seq)
-    found = set(join.candidates(seq, join.prefix(seq), index._lens).tolist())
-    assert {j for j, s in enumerate(scores) if s > threshold} <= found
+    above = {j for j, s in enumerate(index._scores(seq)) if s > threshold}
+    assert above <= set(join.candidates(seq, join.prefix(seq), index._lens))
+    with numpy_path_always():
+        assert above <= set(join.candidates(seq, join.prefix(seq), index._lens))
+
+
+def test_the_join_on_a_dense_pool_uses_every_filter():
+    """200 texts over 6 words: many pairs pass filters 4-5, so the token-count filter 6 runs."""
+    rng = random.Random(3)
+    words = ["a", "b", "c", "d", "e", "f"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(8, 20))) for _ in range(200)]
+    index = NoveltyIndex(texts)
+    for threshold in (0.3, 0.5, 0.7):
+        for query in texts[:40]:
+            seq = index._encode(query + " a")
+            join = _PrefixJoin(threshold, _rarity_rank(index._seqs), len(index._vocab.ids))
+            for i, s in enumerate(index._seqs):
+                join.insert(i, s)
+            above = {j for j, s in enumerate(index._scores(seq)) if s > threshold}
+            with numpy_path_always():
+                assert above <= set(join.candidates(seq, join.prefix(seq), index._lens))
+    for threshold in (0.5, 0.7, 0.8):
+        ref = reference_filter(texts[:20], texts[20:120], threshold)
+        with numpy_path_always():
+            ours = NoveltyIndex(texts[:20]).filter(texts[20:120], threshold)
+        assert_same_decisions(ours, ref, score_kept=False)
 
 
 # -- real text ------------------------------------------------------------------------
@@ -298,6 +337,9 @@ def test_decisions_match_the_reference_on_real_instructions():
     assert_same_decisions(ours, ref, score_kept=False)
     ours = NoveltyIndex(seeds[:80]).filter(candidates, score_kept=True)
     assert_same_decisions(ours, ref, score_kept=True)
+    with numpy_path_always():
+        ours = NoveltyIndex(seeds[:80]).filter(candidates)
+    assert_same_decisions(ours, ref, score_kept=False)
 
 
 def reference_from_matrix(scores: list[list[float]], texts: list[str], threshold: float):
@@ -326,3 +368,6 @@ def test_decisions_match_the_reference_on_superni_at_many_thresholds():
     for threshold in (0.2, 0.5, 0.7, 0.9):
         ref = reference_from_matrix(scores, texts, threshold)
         assert_same_decisions(NoveltyIndex().filter(texts, threshold), ref, score_kept=False)
+        with numpy_path_always():
+            ours = NoveltyIndex().filter(texts, threshold)
+        assert_same_decisions(ours, ref, score_kept=False)
