@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_review_runfactory import make_predictions
 
@@ -86,6 +88,6 @@ def test_prediction_files_with_the_same_model_name_are_refused(tmp_path):
     assert len(load_prediction_files(paths)) == 4
     copy = tmp_path / "b" / "alpha-model_predictions.jsonl"
     copy.parent.mkdir()
-    copy.write_text(open(paths[0]).read())
+    copy.write_text(Path(paths[0]).read_text())
     with pytest.raises(UserError, match="same model name 'alpha-model'"):
         load_prediction_files([paths[0], str(copy)])
