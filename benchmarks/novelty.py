@@ -4,7 +4,7 @@ For each size N (default 3K, 52K and 1M) this builds the seeded corpus of
 ``benchmarks/novelty_corpus.py`` (cached under ``benchmarks/data/``) and runs, in a fresh
 subprocess, ``selfinstruct.dedup.dedup_file`` end to end (read JSONL, filter against the 175
 seed instructions, write kept and rejected records), reporting wall time, CPU time and the
-subprocess's peak resident memory.
+subprocess's peak resident memory (VmHWM: the whole Python process, interpreter included).
 
 The reference is the original algorithm: for each candidate, ``RougeScorer(["rougeL"],
 use_stemmer=False).score(candidate, text)`` against every seed and every kept candidate,
@@ -87,20 +87,33 @@ def worker(path: str, seeds_path: str, out_dir: str) -> None:
         rejects_path=os.path.join(out_dir, "rejects.jsonl"),
     )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(json.dumps({"wall": wall, "cpu": cpu, "kept": summary.kept, "total": summary.total}))
+    result = {"wall": wall, "cpu": cpu, "kept": summary.kept, "total": summary.total}
+    result["peak_mb"] = _peak_rss_mb()
+    print(json.dumps(result))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the memory image made by exec;
+    ru_maxrss would also count the parent's pages the child had before exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_worker(path: Path, seeds_path: Path) -> dict:
     with tempfile.TemporaryDirectory() as out_dir:
         cmd = [sys.executable, __file__, "--worker", str(path), str(seeds_path), out_dir]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        stdout = proc.stdout.read() if proc.stdout else ""
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"worker failed for {path} (exit {proc.returncode})")
-        result = json.loads(stdout.strip().splitlines()[-1])
-        result["peak_mb"] = usage.ru_maxrss / 1024  # Linux: kilobytes
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
         with open(os.path.join(out_dir, "kept.jsonl"), encoding="utf-8") as f:
             kept_ids = {json.loads(line)["id"] for line in f}
     with open(path, encoding="utf-8") as f:

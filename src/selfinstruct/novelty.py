@@ -109,6 +109,9 @@ class NoveltyIndex:
         self._texts: list[str] = []
         self._seqs: list[Seq] = []
         self._lens = np.zeros(1024, dtype=np.int64)  # token counts; first len(self) valid
+        # The last query's scores, reused while the pool is unchanged: the bootstrap stage
+        # asks max_similarity(c) and then most_similar(c, 1) or similarity_stats(c).
+        self._last: tuple[str, int, np.ndarray] | None = None
         for text in texts:
             self.add(text)
 
@@ -159,9 +162,17 @@ class NoveltyIndex:
         scores[hit] = 2 * precision * recall / (precision + recall)
         return scores
 
+    def _scores_of(self, text: str) -> np.ndarray:
+        last = self._last
+        if last is not None and last[1] == len(self._texts) and last[0] == text:
+            return last[2]
+        scores = self._scores(self._encode(text))
+        self._last = (text, len(self._texts), scores)
+        return scores
+
     def scores(self, text: str) -> np.ndarray:
         """ROUGE-L F of ``text`` against every indexed text, in insertion order."""
-        return self._scores(self._encode(text))
+        return self._scores_of(text).copy()
 
     def _top_k(self, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
         n = len(scores)
@@ -180,11 +191,11 @@ class NoveltyIndex:
 
     def most_similar(self, text: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` most similar indexed texts as ``(text, score)``, highest first."""
-        return self._top_k(self.scores(text), k)
+        return self._top_k(self._scores_of(text), k)
 
     def max_similarity(self, text: str) -> float:
         """The highest ROUGE-L F against any indexed text (0.0 for an empty index)."""
-        scores = self.scores(text)
+        scores = self._scores_of(text)
         return float(scores.max()) if len(scores) else 0.0
 
     def similarity_stats(self, text: str, k: int = 10) -> tuple[list[tuple[str, float]], float]:
@@ -193,7 +204,7 @@ class NoveltyIndex:
         The mean is ``numpy.mean`` over the scores in insertion order, as the original
         Self-Instruct computes its ``avg_similarity_score``; 0.0 for an empty index.
         """
-        scores = self.scores(text)
+        scores = self._scores_of(text)
         mean = float(np.mean(scores)) if len(scores) else 0.0
         return self._top_k(scores, k), mean
 
@@ -215,6 +226,10 @@ class NoveltyIndex:
         computes the exact max score and nearest text of kept candidates (a full pass over
         the pool for each, O(N)). ``progress(n)`` is called with the number of candidates
         decided since its last call.
+
+        Cost: the join is built for each call (its token order depends on the candidates),
+        which takes time linear in the pool; so filter large batches rather than one
+        candidate at a time, or use ``max_similarity`` and ``add`` for that.
         """
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")

@@ -111,6 +111,42 @@ def test_similarity_stats_match_the_original_computation():
     assert list(index.scores(query)) == ref
 
 
+def test_the_bootstrap_calling_pattern_matches_the_reference():
+    """add seeds; per candidate max_similarity, then most_similar or similarity_stats + add."""
+    seeds = POOL[:3]
+    candidates = [
+        "Write a poem about the ocean.",
+        "Write a poem about the ocean!",
+        "Give me four tips for staying healthy and fit.",
+        "Describe the water cycle.",
+    ]
+    index = NoveltyIndex(use_stemmer=False)
+    for seed in seeds:
+        index.add(seed)
+    for decision in reference_filter(seeds, candidates):
+        c = decision.text
+        pool = list(index.texts)
+        ref = reference_scores(pool, c)
+        assert index.max_similarity(c) == decision.max_score == max(ref)
+        if index.max_similarity(c) > 0.7:
+            assert not decision.kept
+            assert index.most_similar(c, 1) == [(decision.nearest, decision.max_score)]
+            continue
+        assert decision.kept
+        top, mean = index.similarity_stats(c, 10)
+        assert mean == float(np.mean(ref))
+        assert top == sorted(zip(pool, ref), key=lambda pair: -pair[1])[:10]
+        index.add(c)
+        assert index.max_similarity(c) == 1.0  # the cached scores were for the old pool
+
+
+def test_scores_returns_a_copy():
+    index = NoveltyIndex(POOL)
+    scores = index.scores(POOL[0])
+    scores[:] = 0.0
+    assert index.max_similarity(POOL[0]) == 1.0
+
+
 def test_empty_index_and_empty_text():
     index = NoveltyIndex()
     assert len(index) == 0
