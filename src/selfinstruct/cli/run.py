@@ -55,4 +55,8 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     print_summary(summary, args.out)
+    from selfinstruct.analysis import analysis_available, write_report
+
+    if analysis_available():
+        print(f"report: {write_report(args.out)}")
     return 0

@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     exp.add_argument("run", metavar="RUN", help="run directory")
     exp.add_argument("--format", choices=FORMATS, default="alpaca", help="output format")
     exp.add_argument("-o", "--output", help="output file (default: RUN/exports/<format file>)")
+    exp.add_argument("--reviewed", action="store_true",
+                     help="apply 'selfinstruct review' decisions (RUN/review.sqlite): drop "
+                          "rejected tasks, apply edits; default file exports/reviewed_<name>")
     exp.set_defaults(handler=handle_export)
 
 
@@ -108,7 +111,13 @@ def handle_export(args: argparse.Namespace) -> int:
     ctx = _existing_run_context(args)
     try:
         tasks = [Task.from_json(r) for r in ctx.run.read_tasks()]
-        target = args.output or ctx.run.exports / DEFAULT_NAMES[args.format]
+        name = DEFAULT_NAMES[args.format]
+        if args.reviewed:
+            from selfinstruct.review.store import apply_reviews
+
+            tasks = apply_reviews(ctx.run.path, tasks)
+            name = f"reviewed_{name}"
+        target = args.output or ctx.run.exports / name
         path = export(tasks, args.format, target, ctx.templates, ctx.config.seed)
     finally:
         ctx.close()
