@@ -29,11 +29,12 @@ FAULTS = ("429", "500", "503", "reset", "slow", "truncated", "empty_choices")
 
 class FaultProxy:
     def __init__(self, upstream: str, rates: dict[str, float] | None = None, seed: int = 0,
-                 slow_seconds: float = 3.0, pin: bool = True):
+                 slow_seconds: float = 3.0, pin: bool = True, max_faults_per_request: int = 2):
         target = urlparse(upstream)
         self.upstream_host, self.upstream_port = target.hostname, target.port
         self.rates = rates or {}
         self.seed = seed
+        self.max_faults_per_request = max_faults_per_request
         self.attempts: Counter = Counter()
         self.slow_seconds = slow_seconds
         self.pin = pin
@@ -63,6 +64,8 @@ class FaultProxy:
         with self.lock:
             self.attempts[key] += 1
             attempt = self.attempts[key]
+        if attempt > self.max_faults_per_request:
+            return None  # bounded, so that a retry policy of 3+ attempts always gets through
         roll = random.Random(f"{self.seed}:{key}:{attempt}").random()
         edge = 0.0
         for kind in FAULTS:

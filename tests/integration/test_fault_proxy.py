@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--model", "smollm2", "--num-instructions", "5", "--seed", "5", "--quiet",
         "--bootstrap-max-tokens", "256", "--max-concurrency", "2", "--request-timeout", "20"]
-RATES = {"429": 0.06, "500": 0.04, "503": 0.04, "reset": 0.04, "slow": 0.02,
-         "truncated": 0.04, "empty_choices": 0.04}
+RATES = {"429": 0.10, "500": 0.06, "503": 0.06, "reset": 0.06, "slow": 0.04,
+         "truncated": 0.08, "empty_choices": 0.08}  # about half of all first attempts
 
 
 def test_faulty_server_gives_the_fault_free_output(server_url, tmp_path):
@@ -35,7 +35,7 @@ def test_faulty_server_gives_the_fault_free_output(server_url, tmp_path):
     injected = sum(counts.get(kind, 0) for kind in FAULTS)
     print(f"\nfault proxy: {counts}; retries {retries}; "
           f"final failures {line_count(faulty / 'failures.jsonl')}")
-    assert injected >= 5, counts
+    assert injected >= 3 and len([k for k in FAULTS if counts.get(k)]) >= 2, counts
     assert retries >= injected  # every injected fault was met with a retry
     assert line_count(faulty / "failures.jsonl") == 0
     assert export_bytes(faulty) == export_bytes(clean)

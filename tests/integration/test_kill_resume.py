@@ -17,8 +17,12 @@ from helpers import SMALL, cli, export_bytes, line_count, popen
 pytestmark = pytest.mark.slow
 
 
+# The budget is part of the run's parameters: later sessions lift it explicitly.
+UNLIMITED = [*SMALL, "--max-tokens-total", "0"]
+
+
 def _kill_when(run, file_name: str, at_least: int, timeout: float = 600) -> None:
-    proc = popen("run", "--out", str(run), *SMALL)
+    proc = popen("run", "--out", str(run), *UNLIMITED)
     deadline = time.monotonic() + timeout
     try:
         while line_count(run / file_name) < at_least:
@@ -46,7 +50,7 @@ def test_killed_and_resumed_run_exports_the_same_bytes(reference_run, tmp_path):
     _kill_when(run, "instructions.jsonl", 5)        # during the bootstrap
     _kill_when(run, "classifications.jsonl", 4)     # during classification
     _kill_when(run, "instances.jsonl", 3)           # during instance generation
-    cli("run", "--out", str(run), *SMALL)
+    cli("run", "--out", str(run), *UNLIMITED)
     assert export_bytes(run) == export_bytes(reference)
     for name in ("instructions.jsonl", "classifications.jsonl", "instances.jsonl",
                  "rejects.jsonl"):
