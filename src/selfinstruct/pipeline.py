@@ -89,6 +89,22 @@ def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     return summary
 
 
+def unresolved_failures(run) -> list[dict]:
+    """Failures not since answered: a resumed run sends failed requests again."""
+    done = {
+        "bootstrap": {r["id"].split(".")[0] for r in run.instructions.open() + run.rejects.open()},
+        "classify": {r["id"] for r in run.classifications.open()},
+        "instances": {r["id"] for r in run.instances.open()},
+    }
+    open_ = []
+    for failure in run.failures.open():
+        key = failure["id"].removeprefix("request-") if failure["stage"] == "bootstrap" \
+            else failure["id"]
+        if key not in done.get(failure["stage"], set()):
+            open_.append(failure)
+    return open_
+
+
 def summarize(ctx: RunContext, wall_seconds: float = 0.0) -> Summary:
     run = ctx.run
     kept = run.instructions.open()
@@ -105,7 +121,7 @@ def summarize(ctx: RunContext, wall_seconds: float = 0.0) -> Summary:
         generated=len(kept) + len(rejects),
         kept=len(kept),
         rejected_by_reason=dict(Counter(r["reason"] for r in rejects).most_common()),
-        failed_requests=len(run.failures.open()),
+        failed_requests=len(unresolved_failures(run)),
         classification_tasks=sum(1 for r in labels if r["is_classification"]),
         tasks=len(tasks),
         instances=sum(len(t["instances"]) for t in tasks),
