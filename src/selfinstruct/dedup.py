@@ -4,10 +4,11 @@
 from each, applies :meth:`selfinstruct.novelty.NoveltyIndex.filter` in file order (after the
 texts of an optional ``against`` seed file), and writes:
 
-* ``out``: the kept records in their original order. A JSONL line is written back byte for
-  byte; a record from a JSON list is written as compact one-line JSON of the same value.
+* ``out``: the kept records in their original order. A JSONL record is written back as the
+  exact text of its line (only surrounding blanks and a ``\r\n`` line end are dropped); a
+  record from a JSON list is written as one-line JSON of the same value.
 * ``rejects`` (optional): one line per rejected record,
-  ``{"record": <the record, as written in the input>, "max_score": 0.83, "nearest": "...",
+  ``{"record": <the record, written as in out>, "max_score": 0.83, "nearest": "...",
   "line": 17}``, where ``nearest`` is the earliest kept (or seed) text with that score.
 
 Both files are written to a temporary file in the same directory and moved into place with
@@ -47,6 +48,8 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class DedupSummary:
+    """What a dedup run did: records read, kept, rejected; seed texts; seconds taken."""
+
     total: int
     kept: int
     rejected: int

@@ -310,7 +310,8 @@ class _PrefixJoin:
        2*(2 + min(a, r)) >= t*(m+n), a = m-1-i, r = n-1-j, are counted for bound 4. The test
        splits into n <= 2*(2+a)/t - m (a bound on the indexed text's length, per query
        element) and m <= 2*(2+r)/t - n (a bound on the query's length, kept in the
-       posting): two integer comparisons per hit. (It also implies the length filter 1.)
+       posting): two integer comparisons per hit. (As 2 + min(a, r) <= 1 + min(m, n), it
+       also implies the length filter 1, loosened by one token.)
     6. Token count: every token of a common subsequence of B occurs in A, so
        L <= U := the number of positions of B whose token occurs anywhere in A.
 
