@@ -1,26 +1,14 @@
-"""Shared test helpers: where ../shared is, a temporary selfinstruct home per test."""
+"""Shared test set-up: a temporary selfinstruct home per session, no API key in the
+environment. Paths to test data are in ``paths.py`` (import it; never import conftest)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-ORIGINAL = SHARED / "data" / "self-instruct-original"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def require_shared() -> Path:
-    if not ORIGINAL.is_dir():
-        pytest.skip(f"the shared data directory is not there: {ORIGINAL}")
-    return ORIGINAL
 
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
-    """Each test gets its own SELFINSTRUCT_HOME; model files assembled once per session."""
+    """Each test session gets its own SELFINSTRUCT_HOME; model files assembled once."""
     home = tmp_path_factory.getbasetemp() / "selfinstruct-home"
     monkeypatch.setenv("SELFINSTRUCT_HOME", str(home))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

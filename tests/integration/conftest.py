@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import SMALL, cli
-from server import llama_server
+from run_cli import SMALL, cli
+from llama_server import llama_server
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from fault_proxy import FAULTS, FaultProxy
-from helpers import cli, export_bytes, line_count
+from run_cli import cli, export_bytes, line_count
 
 pytestmark = pytest.mark.slow
 

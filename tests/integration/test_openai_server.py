@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import cli, line_count
+from run_cli import cli, line_count
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.backends.openai_compat import OpenAICompatBackend
 
@@ -45,7 +45,7 @@ def test_pipeline_through_the_server(server_url, tmp_path):
 
 
 def test_refused_connection_fails_the_request_not_the_run(tmp_path):
-    from server import free_port
+    from llama_server import free_port
 
     run = tmp_path / "run"
     proc = cli("run", "--out", str(run), "--base-url", f"http://127.0.0.1:{free_port()}/v1",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import SMALL, cli, export_bytes, line_count
+from run_cli import SMALL, cli, export_bytes, line_count
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import FIXTURES
+from paths import FIXTURES
 from selfinstruct.parsing import (
     parse_classification,
     parse_classification_instances,

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import require_shared
+from paths import require_shared
 from selfinstruct.prompts import (
     PromptTemplates,
     bootstrap_prompt,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import require_shared
+from paths import require_shared
 from selfinstruct.errors import UserError
 from selfinstruct.seeds import load_seeds
 
