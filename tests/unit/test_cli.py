@@ -60,3 +60,20 @@ def test_export_on_a_directory_that_is_not_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "selfinstruct", "export", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "is not a run directory" in proc.stderr
+
+
+def test_run_directory_with_other_parameters_is_refused(tmp_path):
+    from selfinstruct.config import RunConfig
+    from selfinstruct.context import open_context
+
+    ctx = open_context(tmp_path / "r", RunConfig(num_instructions=5, seed=42))
+    ctx.run.instructions.append([{"id": "000000.00", "instruction": "Do a thing now."}])
+    ctx.close()
+    before = (tmp_path / "r" / "instructions.jsonl").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "r"),
+         "--seed", "9", "--bootstrap-temperature", "1.0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "bootstrap_temperature: 0.7 -> 1.0" in proc.stderr and "seed: 42 -> 9" in proc.stderr
+    assert "--force-new" in proc.stderr
+    assert (tmp_path / "r" / "instructions.jsonl").read_bytes() == before  # nothing lost
