@@ -28,7 +28,7 @@ from selfinstruct.stages.instances import generate_instances
 
 def timed_stages(run_dir: Path, config: RunConfig) -> dict:
     ctx = open_context(run_dir, config)
-    ctx.backend  # load the model outside the timings
+    ctx.backend  # noqa: B018 - load the model outside the timings
     out = {}
     started = time.perf_counter()
     classify(ctx)

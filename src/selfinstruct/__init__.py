@@ -39,7 +39,7 @@ _EXPORTS = {
     "UserError": "selfinstruct.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *sorted(_EXPORTS)]  # noqa: PLE0604 - all strings
 
 
 def __getattr__(name: str):

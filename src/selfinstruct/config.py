@@ -58,7 +58,7 @@ class RunConfig:
     instance_max_tokens_classification: int = 300
     instance_max_tokens_generation: int = 350
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         def bound(name: str, low: float, high: float | None = None) -> None:
             value = getattr(self, name)
             if value < low or (high is not None and value > high):
@@ -97,7 +97,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "config") -> "RunConfig":
+    def from_dict(cls, data: dict, where: str = "config") -> RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 from selfinstruct.backends.base import Backend, BackendError, Completion, Request, request_key
 from selfinstruct.backends.cache import ResponseCache
@@ -75,7 +75,7 @@ def _send(backend: Backend, batch: Sequence[Request], policy: RetryPolicy,
     except BackendError as exc:
         reason = f"{type(exc).__name__}: {exc}"
         return [Completion.failed(reason) for _ in batch]
-    except Exception as exc:  # a backend bug must cost one request, never the run
+    except Exception as exc:  # noqa: BLE001 - a backend bug costs one request, not the run
         reason = f"unexpected {type(exc).__name__}: {exc}"
         return [Completion.failed(reason) for _ in batch]
     if len(results) != len(batch):
@@ -94,7 +94,7 @@ def run_requests(
     cache: ResponseCache | None = None,
     max_concurrency: int = 1,
     batch_size: int = 1,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy | None = None,
     stats: UsageStats | None = None,
     on_complete: Callable[[int, Completion], None] | None = None,
     budget: Budget | None = None,
@@ -104,6 +104,7 @@ def run_requests(
     With a ``budget``, no request is sent once it is exhausted: the requests in flight
     finish and are yielded, then :class:`BudgetExhausted` is raised."""
     stats = stats if stats is not None else UsageStats()
+    retry = retry or RetryPolicy()
     identity = backend.identity
     keys = [request_key(identity, request) for request in requests] if cache is not None else []
     ready: dict[int, Completion] = {}

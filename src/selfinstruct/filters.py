@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Callable
+from collections.abc import Callable
 
 from selfinstruct.records import Instance
 

@@ -60,7 +60,7 @@ def export_all(ctx: RunContext, formats=DEFAULT_EXPORTS) -> dict[str, str]:
 
 def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     started = time.perf_counter()
-    ctx.backend  # load the model (and fail on a bad one) before any progress is shown
+    ctx.backend  # noqa: B018 - load the model (and fail on a bad one) before any progress is shown
     ctx.manifest["status"] = "running"
     ctx.save_manifest()
     try:

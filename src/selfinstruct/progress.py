@@ -6,8 +6,9 @@ get :class:`SilentReporter` unless they ask for bars.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class StageProgress(Protocol):
@@ -17,7 +18,7 @@ class StageProgress(Protocol):
 
 
 class Reporter(Protocol):
-    def stage(self, name: str, total: int | None) -> "contextmanager[StageProgress]": ...
+    def stage(self, name: str, total: int | None) -> contextmanager[StageProgress]: ...
 
 
 class _Silent:
@@ -47,8 +48,14 @@ class RichReporter:
 
     @contextmanager
     def stage(self, name: str, total: int | None) -> Iterator[StageProgress]:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         progress = Progress(
             TextColumn("[bold]{task.description:<15}"), BarColumn(), MofNCompleteColumn(),

@@ -31,7 +31,7 @@ class Task:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Task":
+    def from_json(cls, data: dict) -> Task:
         return cls(
             id=data["id"],
             instruction=data["instruction"],
@@ -62,7 +62,7 @@ class Instruction:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "Instruction":
+    def from_json(cls, data: dict) -> Instruction:
         return cls(
             id=data["id"],
             instruction=data["instruction"],

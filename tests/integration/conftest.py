@@ -5,9 +5,8 @@ llama.cpp server for the tests of the OpenAI-compatible backend."""
 from __future__ import annotations
 
 import pytest
-
-from run_cli import SMALL, cli
 from llama_server import llama_server
+from run_cli import SMALL, cli
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,11 @@ def free_port() -> int:
 @contextmanager
 def llama_server(model_path: Path, model_alias: str = "smollm2", n_ctx: int = 4096):
     port = free_port()
-    log = open(Path(model_path).parent / f"server-{port}.log", "w") if False else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
          "--model_alias", model_alias, "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", str(n_ctx), "--verbose", "False"],
-        stdout=log, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:

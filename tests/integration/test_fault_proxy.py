@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fault_proxy import FAULTS, FaultProxy
 from run_cli import cli, export_bytes, line_count
 

@@ -11,7 +11,6 @@ import signal
 import time
 
 import pytest
-
 from run_cli import SMALL, cli, export_bytes, line_count, popen
 
 pytestmark = pytest.mark.slow

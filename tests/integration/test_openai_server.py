@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from run_cli import cli, line_count
+
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.backends.openai_compat import OpenAICompatBackend
 

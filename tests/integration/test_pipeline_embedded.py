@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from run_cli import SMALL, cli, export_bytes, line_count
 
 pytestmark = pytest.mark.slow

@@ -36,7 +36,7 @@ def test_run_help_documents_every_option(capsys):
 def test_bad_options_exit_2_with_one_line(tmp_path, args, message):
     proc = subprocess.run(
         [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "r"), *args],
-        capture_output=True, text=True, cwd=tmp_path)
+        capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -50,7 +50,7 @@ def test_bad_seed_file_names_line_and_field(tmp_path):
                      '"is_classification": false}\n{"id": "b", "instances": []}\n')
     proc = subprocess.run(
         [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "r"),
-         "--seeds", str(seeds)], capture_output=True, text=True)
+         "--seeds", str(seeds)], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert f"{seeds}:2: field 'instruction' is missing" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -58,7 +58,7 @@ def test_bad_seed_file_names_line_and_field(tmp_path):
 
 def test_export_on_a_directory_that_is_not_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "selfinstruct", "export", str(tmp_path)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "is not a run directory" in proc.stderr
 
 
@@ -72,7 +72,8 @@ def test_run_directory_with_other_parameters_is_refused(tmp_path):
     before = (tmp_path / "r" / "instructions.jsonl").read_bytes()
     proc = subprocess.run(
         [sys.executable, "-m", "selfinstruct", "run", "--out", str(tmp_path / "r"),
-         "--seed", "9", "--bootstrap-temperature", "1.0"], capture_output=True, text=True)
+         "--seed", "9", "--bootstrap-temperature", "1.0"], capture_output=True, text=True,
+        check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "bootstrap_temperature: 0.7 -> 1.0" in proc.stderr and "seed: 42 -> 9" in proc.stderr
     assert "--force-new" in proc.stderr

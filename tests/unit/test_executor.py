@@ -66,7 +66,7 @@ def test_transient_errors_are_retried_then_recorded():
 
     policy = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0)
     stats = UsageStats()
-    [(i, completion)] = list(run_requests(FunctionBackend(flaky), [Request("x")],
+    [(_, completion)] = list(run_requests(FunctionBackend(flaky), [Request("x")],
                                           retry=policy, stats=stats))
     assert attempts["n"] == 3 and stats.retry.retries == 2
     assert completion.finish_reason == "error" and "HTTP 503" in completion.error

@@ -39,7 +39,7 @@ def test_instance_rules(instance, reason):
 
 
 def test_same_input_different_output_drops_the_task():
-    kept, dropped, task_reason = filter_task_instances(
+    kept, _, task_reason = filter_task_instances(
         [Instance("q", "a"), Instance("q", "b")])
     assert kept == [] and task_reason == "same_input_different_output"
 

@@ -3,6 +3,7 @@
 import json
 
 from paths import FIXTURES
+
 from selfinstruct.parsing import (
     parse_classification,
     parse_classification_instances,

@@ -9,8 +9,8 @@ import random
 import re
 
 import pytest
-
 from paths import require_shared
+
 from selfinstruct.prompts import (
     PromptTemplates,
     bootstrap_prompt,

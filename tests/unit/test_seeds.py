@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from paths import require_shared
+
 from selfinstruct.errors import UserError
 from selfinstruct.seeds import load_seeds
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Completion:
         return self.finish_reason != "error"
 
     @classmethod
-    def failed(cls, reason: str) -> "Completion":
+    def failed(cls, reason: str) -> Completion:
         return cls(text="", finish_reason="error", error=reason)
 
 

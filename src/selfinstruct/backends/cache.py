@@ -16,6 +16,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
+
 from selfinstruct.backends.base import Completion
 
 SCHEMA_VERSION = 1

@@ -27,8 +27,8 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from selfinstruct.backends.base import BackendError, Completion, Request
 from selfinstruct.errors import UserError
@@ -134,12 +134,12 @@ class LlamaCppBackend:
             return Completion.failed(
                 f"prompt has {len(tokens)} tokens, more than the context window of {self.n_ctx}"
             )
-        params = dict(
-            max_tokens=min(s.max_tokens, room), temperature=s.temperature, top_p=s.top_p,
-            top_k=0, min_p=0.0, repeat_penalty=1.0, presence_penalty=s.presence_penalty,
-            frequency_penalty=s.frequency_penalty, stop=list(s.stop) or None,
-            seed=s.seed if s.seed is not None else 0,
-        )
+        params = {
+            "max_tokens": min(s.max_tokens, room), "temperature": s.temperature,
+            "top_p": s.top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0,
+            "presence_penalty": s.presence_penalty, "frequency_penalty": s.frequency_penalty,
+            "stop": list(s.stop) or None, "seed": s.seed if s.seed is not None else 0,
+        }
         started = time.perf_counter()
         try:
             if request.chat:  # the model's own chat template, from the GGUF metadata

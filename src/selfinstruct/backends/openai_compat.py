@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from selfinstruct.backends.base import (
     BackendError,
@@ -78,11 +78,12 @@ class OpenAICompatBackend:
 
     def _one(self, request: Request) -> Completion:
         s = request.sampling
-        params = dict(
-            model=self.model, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-            presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
-            stop=list(s.stop)[:4] or None,  # OpenAI accepts at most 4 stop sequences
-        )
+        params = {
+            "model": self.model, "temperature": s.temperature, "top_p": s.top_p,
+            "max_tokens": s.max_tokens, "presence_penalty": s.presence_penalty,
+            "frequency_penalty": s.frequency_penalty,
+            "stop": list(s.stop)[:4] or None,  # OpenAI accepts at most 4 stop sequences
+        }
         if s.seed is not None:
             params["seed"] = s.seed
         started = time.perf_counter()

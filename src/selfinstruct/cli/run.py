@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from selfinstruct.cli.options import add_config_options, config_from_args
 from selfinstruct.context import open_context
 from selfinstruct.progress import RichReporter, SilentReporter
 from selfinstruct.rundir import read_manifest
-
-from pathlib import Path
 
 
 def register(subparsers) -> None:

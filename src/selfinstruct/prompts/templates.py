@@ -59,7 +59,7 @@ class PromptTemplates:
     source: str
 
     @classmethod
-    def load(cls, directory: str | Path | None = None) -> "PromptTemplates":
+    def load(cls, directory: str | Path | None = None) -> PromptTemplates:
         folder = Path(directory) if directory is not None else bundled_dir()
         if not folder.is_dir():
             raise UserError(f"--prompts: not a directory: {folder}")
