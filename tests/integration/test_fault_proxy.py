@@ -38,3 +38,25 @@ def test_faulty_server_gives_the_fault_free_output(server_url, tmp_path):
     assert retries >= injected  # every injected fault was met with a retry
     assert line_count(faulty / "failures.jsonl") == 0
     assert export_bytes(faulty) == export_bytes(clean)
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_each_fault_kind_is_retried_and_recovered(server_url, kind):
+    """One forced fault of each kind on one request: one retry, then the real answer."""
+    from selfinstruct.backends.base import Request, Sampling
+    from selfinstruct.backends.openai_compat import OpenAICompatBackend
+    from selfinstruct.backends.retry import RetryPolicy
+    from selfinstruct.executor import UsageStats, run_requests
+
+    with FaultProxy(server_url.removesuffix("/v1"), rates={kind: 1.0}, seed=0,
+                    slow_seconds=3.0, max_faults_per_request=1) as proxy:
+        backend = OpenAICompatBackend("smollm2", base_url=proxy.url, timeout=2.0)
+        stats = UsageStats()
+        request = Request(f"Fault kind {kind}. The sky is", Sampling(max_tokens=4, seed=1))
+        [(_, completion)] = list(run_requests(
+            backend, [request], stats=stats,
+            retry=RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=1.0)))
+        counts = dict(proxy.counts)
+    assert counts.get(kind) == 1, counts
+    assert stats.retry.retries == 1, (kind, completion.error)
+    assert completion.ok and completion.completion_tokens > 0

@@ -60,3 +60,32 @@ def test_killed_and_resumed_run_exports_the_same_bytes(reference_run, tmp_path):
         assert sorted(ids) == sorted(_ids(reference / name)), f"lost records in {name}"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "finished"
+
+
+def test_twenty_kills_at_random_times_lose_and_duplicate_nothing(reference_run, tmp_path):
+    """kill -9 at 20 seeded-random moments across all stages, resuming after each one."""
+    import random
+
+    reference, _ = reference_run
+    run = tmp_path / "run"
+    rng = random.Random(2026)
+    kills = 0
+    for _ in range(20):
+        proc = popen("run", "--out", str(run), *UNLIMITED)
+        time.sleep(rng.uniform(0.5, 4.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        manifest = run / "manifest.json"
+        if manifest.exists():
+            json.loads(manifest.read_text())  # always valid JSON: written by rename
+    cli("run", "--out", str(run), *UNLIMITED)
+    print(f"\n{kills} kills landed before the run finished")
+    assert kills >= 15
+    assert export_bytes(run) == export_bytes(reference)
+    for name in ("instructions.jsonl", "classifications.jsonl", "instances.jsonl",
+                 "rejects.jsonl"):
+        ids = _ids(run / name)
+        assert len(ids) == len(set(ids)), f"duplicated records in {name}"
+        assert sorted(ids) == sorted(_ids(reference / name)), f"lost records in {name}"
