@@ -72,7 +72,8 @@ class JsonlLog:
         self.path = Path(path)
 
     def open(self) -> list[dict]:
-        """Read every complete record, dropping a half-written last line left by a crash."""
+        """Read every complete record for a writer that resumes: a half-written last line
+        left by a crash is truncated away, so the next append starts on a clean line."""
         if not self.path.exists():
             return []
         raw = self.path.read_bytes()
@@ -83,6 +84,17 @@ class JsonlLog:
                 handle.flush()
                 os.fsync(handle.fileno())
             raw = raw[:cut]
+        return self._parse(raw)
+
+    def read(self) -> list[dict]:
+        """Read every complete record without changing the file (for readers of a run that
+        may still be written, such as the report and the review app)."""
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        return self._parse(raw[: raw.rfind(b"\n") + 1])
+
+    def _parse(self, raw: bytes) -> list[dict]:
         records = []
         for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
             if not line.strip():

@@ -37,3 +37,11 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(tmp_path / "x.json", "world")
     assert (tmp_path / "x.json").read_text() == "world"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_read_leaves_a_torn_line_in_place(tmp_path):
+    path = tmp_path / "a.jsonl"
+    content = json.dumps({"id": 1}) + "\n" + '{"id": 2'
+    path.write_text(content)
+    assert JsonlLog(path).read() == [{"id": 1}]
+    assert path.read_text() == content  # a reader never truncates a run being written

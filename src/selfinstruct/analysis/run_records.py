@@ -8,31 +8,16 @@ last line is simply not read. Any other unreadable line is reported, as everywhe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.rundir import read_manifest
+from selfinstruct.rundir import JsonlLog, read_manifest
 
 
 def read_records(path: Path) -> list[dict]:
-    """Every complete line of a JSONL file; [] when the file does not exist."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    if not raw.endswith(b"\n"):
-        raw = raw[: raw.rfind(b"\n") + 1]
-    records = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise UserError(f"{path}:{number}: corrupt record; the run directory was edited "
-                            "or damaged") from None
-    return records
+    """Every complete line of a JSONL file, the file left as it is; [] when it is absent."""
+    return JsonlLog(path).read()
 
 
 @dataclass
