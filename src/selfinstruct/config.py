@@ -64,7 +64,9 @@ class RunConfig:
             if value < low or (high is not None and value > high):
                 flag = "--" + name.replace("_", "-")
                 rng = f"between {low} and {high}" if high is not None else f"at least {low}"
-                raise UserError(f"{flag}: must be {rng}, got {value}")
+                error = UserError(f"{flag}: must be {rng}, got {value}")
+                error.field = name  # lets a config file's reader name its own line
+                raise error
 
         bound("num_instructions", 1)
         bound("similarity_threshold", 0.0, 1.0)

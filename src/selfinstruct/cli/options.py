@@ -10,6 +10,8 @@ import argparse
 from dataclasses import fields
 
 from selfinstruct.config import RunConfig
+from selfinstruct.config_file import read_config_file
+from selfinstruct.errors import UserError
 
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
@@ -51,6 +53,11 @@ OPTIONS: list[tuple[str, str, type, str]] = [
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="read the options below from a TOML or JSON file; keys are option names, "
+             "e.g. num_instructions = 50 (or num-instructions); options given on the "
+             "command line override the file, which overrides a resumed run's own")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, group, kind, help_text in OPTIONS:
         g = groups.setdefault(group, parser.add_argument_group(f"{group} options"))
@@ -65,11 +72,21 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> RunConfig:
-    """Options given on the command line override ``base`` (a manifest's config), which
-    overrides the defaults."""
+    """Options given on the command line override the ``--config`` file, which overrides
+    ``base`` (a manifest's config), which overrides the defaults."""
     data = dict(base or {})
+    config_file = read_config_file(args.config) if getattr(args, "config", None) else None
+    if config_file is not None:
+        data.update(config_file.values)
+    flags = {}
     for name, *_ in OPTIONS:
         value = getattr(args, name, None)
         if value is not None:
-            data[name] = value
-    return RunConfig.from_dict(data)
+            flags[name] = value
+    data.update(flags)
+    try:
+        return RunConfig.from_dict(data)
+    except UserError as error:
+        if config_file is None:
+            raise
+        raise config_file.blame(error, given_as_flags=set(flags)) from None
