@@ -22,11 +22,13 @@ Any other unreadable line is corruption and is reported, never silently skipped.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from selfinstruct.errors import UserError
 
@@ -34,13 +36,25 @@ FORMAT_VERSION = 1
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it over."""
+    """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over.
+
+    A crash at any point leaves ``path`` as it was (the old file or none) and at most a
+    temporary file, whose name holds the writer's process id: the next write to ``path``
+    deletes those whose process is gone (never one a live process may still rename).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    _remove_orphaned_temporaries(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -48,6 +62,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
     _fsync_dir(target.parent)
+
+
+def _remove_orphaned_temporaries(target: Path) -> None:
+    if os.name != "posix":  # os.kill(pid, 0) is not a liveness probe elsewhere
+        return
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = leftover.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

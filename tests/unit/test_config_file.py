@@ -131,3 +131,20 @@ def test_help_documents_config(capsys, command):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--config FILE" in capsys.readouterr().out
+
+
+def test_a_config_file_cannot_change_a_runs_parameters(tmp_path):
+    from selfinstruct.context import open_context
+
+    ctx = open_context(tmp_path / "r", RunConfig(num_instructions=5, seed=42))
+    ctx.run.instructions.append([{"id": "000000.00", "instruction": "Do a thing now."}])
+    ctx.close()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    config = tmp_path / "c.json"
+    config.write_text('{"seed": 9, "num_instructions": 5}')
+    proc = subprocess.run([sys.executable, "-m", "selfinstruct", "run", "--out",
+                           str(tmp_path / "r"), "--config", str(config)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "seed: 42 -> 9" in proc.stderr and "--force-new" in proc.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before

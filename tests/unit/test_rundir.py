@@ -1,6 +1,7 @@
 """Append-only logs: a torn last line is dropped, anything else corrupt is reported."""
 
 import json
+import os
 
 import pytest
 
@@ -45,3 +46,20 @@ def test_read_leaves_a_torn_line_in_place(tmp_path):
     path.write_text(content)
     assert JsonlLog(path).read() == [{"id": 1}]
     assert path.read_text() == content  # a reader never truncates a run being written
+
+
+def test_atomic_write_removes_only_temp_files_of_dead_writers(tmp_path):
+    import subprocess
+    import sys
+
+    dead_writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_writer.wait()
+    orphan = tmp_path / f".x.json.{dead_writer.pid}.abc123.tmp"
+    live = tmp_path / f".x.json.{os.getppid()}.def456.tmp"  # our parent: alive, may rename
+    other_target = tmp_path / f".y.json.{dead_writer.pid}.abc123.tmp"
+    for path in (orphan, live, other_target):
+        path.write_text("partial")
+    atomic_write_text(tmp_path / "x.json", "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["x.json", live.name, other_target.name])
+    assert (tmp_path / "x.json").read_text() == "whole"

@@ -25,7 +25,7 @@ from selfinstruct.context import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import PromptTemplates, finetuning_example
 from selfinstruct.records import Task
-from selfinstruct.rundir import atomic_write_text
+from selfinstruct.rundir import atomic_write, atomic_write_text
 
 FORMATS = ("alpaca", "prompt-completion", "chat", "parquet")
 DEFAULT_NAMES = {
@@ -86,10 +86,9 @@ def write_parquet(tasks: list[Task], path: Path) -> None:
         "output": [i.output for _, _, i in rows],
         "is_classification": [bool(t.is_classification) for t, _, _ in rows],
     })
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    # pyarrow writes through the Python file object, so parquet gets the same temporary
+    # file, fsync and rename as every other export
+    atomic_write(path, lambda handle: pq.write_table(table, handle))
 
 
 def export(tasks: list[Task], fmt: str, path: str | Path, templates: PromptTemplates,
