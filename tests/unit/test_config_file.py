@@ -63,6 +63,13 @@ def test_missing_config_file(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_config_path_that_is_a_directory(tmp_path, capsys):
+    code = main(["run", "--out", str(tmp_path / "r"), "--config", str(tmp_path)])
+    assert code == 2
+    assert f"--config: is a directory, not a file: {tmp_path}" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_config_file_in_a_real_process_has_no_traceback(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("num_instructions = [1]\n")
