@@ -10,12 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from selfinstruct.backends.base import Sampling
+from selfinstruct.backends.endpoints import split_base_urls
 from selfinstruct.errors import UserError
 
 # Fields that may change between a run and its resumption without changing any record.
+# Where the requests run (executor, ray_address, replicas) is one: the embedded model gives
+# the same completion for a request wherever it runs, and cache keys ignore it.
 RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests",
                               "request_timeout", "max_tokens_total", "max_cost",
-                              "input_price", "output_price"})
+                              "input_price", "output_price",
+                              "executor", "ray_address", "replicas"})
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -34,6 +39,10 @@ class RunConfig:
     prefix_cache: bool = True
     max_concurrency: int = 1
     request_timeout: float = 120.0
+    # where the requests run: this process, or Ray actors (each holding the backend)
+    executor: str = "local"
+    ray_address: str | None = None  # None: start a local Ray instance
+    replicas: int = 0  # Ray actors; 0: one per CPU of the cluster
     # budgets (0: none); prices in USD per million tokens
     max_tokens_total: int = 0
     max_cost: float = 0.0
@@ -89,6 +98,18 @@ class RunConfig:
         bound("max_instances_per_task", 1)
         bound("max_requests", 0)
         bound("n_ctx", 256)
+        bound("replicas", 0)
+        if self.base_url is not None:
+            try:
+                split_base_urls(self.base_url)
+            except UserError as error:
+                error.field = "base_url"
+                raise
+        if self.executor not in EXECUTORS:
+            error = UserError(f"--executor: must be one of {', '.join(EXECUTORS)}, "
+                              f"got {self.executor!r}")
+            error.field = "executor"
+            raise error
         return self
 
     @property

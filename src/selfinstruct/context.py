@@ -62,10 +62,16 @@ class RunContext:
     def backend(self) -> Backend:
         if self._backend is None:
             c = self.config
-            self._backend, self._model_info = open_backend(
-                c.model, base_url=c.base_url, api_key_env=c.api_key_env, n_ctx=c.n_ctx,
-                prefix_cache=c.prefix_cache, request_timeout=c.request_timeout,
-            )
+            options = {"base_url": c.base_url, "api_key_env": c.api_key_env,
+                       "n_ctx": c.n_ctx, "prefix_cache": c.prefix_cache,
+                       "request_timeout": c.request_timeout}
+            if c.executor == "ray":  # the only place that imports Ray
+                from selfinstruct.backends.ray_actors import open_on_ray
+
+                self._backend, self._model_info = open_on_ray(
+                    c.model, options, address=c.ray_address, replicas=c.replicas)
+            else:
+                self._backend, self._model_info = open_backend(c.model, **options)
             self.manifest["model"] = self._model_info.as_dict()
             self.save_manifest()
         return self._backend
@@ -91,12 +97,22 @@ class RunContext:
 
     def save_manifest(self) -> None:
         self.manifest["usage"] = {name: s.as_dict() for name, s in self.stats.items()}
+        member_usage = getattr(self._backend, "member_usage", None)
+        if member_usage is not None:  # a pool of servers or Ray actors: who served what
+            self.manifest["members"] = member_usage()
+        elif self._backend is not None:
+            self.manifest.pop("members", None)  # from an earlier session's pool
         write_manifest(self.run.path, self.manifest)
 
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        close_backend = getattr(self._backend, "close", None)
+        if close_backend is not None:  # Ray actors end here, not at interpreter exit
+            self.save_manifest()
+            close_backend()
+            self._backend = None
 
 
 def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,

@@ -10,8 +10,11 @@
 4. results are yielded strictly in request order, whatever order they arrive in, so
    the stage consuming them makes the same decisions on every run.
 
-What it leaves out: where the work runs. A Ray executor can replace this function
-with the same signature.
+What it leaves out: where the work runs. Scale-out is a backend: several servers or
+Ray actors pooled in a :class:`~selfinstruct.backends.balanced.BalancedBackend` look like
+one backend here. A backend that declares a ``parallelism`` (its number of members) gets
+at least that many batches in flight, whatever ``max_concurrency`` says, so that no
+member sits idle.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ def run_requests(
         else:
             misses.append(i)
     batches = [misses[i:i + max(1, batch_size)] for i in range(0, len(misses), max(1, batch_size))]
+    in_flight = max(1, max_concurrency, getattr(backend, "parallelism", 1))
 
     next_to_yield = 0
 
@@ -132,7 +136,7 @@ def run_requests(
     yield from drain()
     if not batches:
         return
-    with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
         pending: dict[Future, list[int]] = {}
         queue = list(reversed(batches))
         stopped: str | None = None
@@ -150,7 +154,7 @@ def run_requests(
                                 stats, batch[0])] = batch
 
         try:
-            for _ in range(max(1, max_concurrency)):
+            for _ in range(in_flight):
                 submit_next()
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

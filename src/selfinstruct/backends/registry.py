@@ -7,6 +7,7 @@
 ``gemma-3-270m``               embedded llama.cpp, Gemma 3 270M base (``[gemma]`` extra)
 ``path/to/model.gguf``         embedded llama.cpp, any local GGUF file
 any name + ``--base-url URL``  an OpenAI-compatible server serving that model name
+any name + several URLs        those servers, balanced by least outstanding requests
 ``openai:NAME``                the OpenAI API itself (key from ``--api-key-env``)
 =============================  ==========================================================
 """
@@ -35,17 +36,24 @@ class ModelInfo:
 
 def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
-                 prefix_cache: bool = True,
-                 request_timeout: float = 120.0) -> tuple[Backend, ModelInfo]:
+                 prefix_cache: bool = True, request_timeout: float = 120.0,
+                 n_threads: int | None = None) -> tuple[Backend, ModelInfo]:
+    """``n_threads``: llama.cpp threads (None: one per core), set per Ray actor."""
     if model.startswith("transformers:"):
         raise UserError(
             "--model transformers:PATH is not available in this version; use a GGUF model "
             "or --base-url"
         )
     if base_url is not None or model.startswith("openai:"):
+        from selfinstruct.backends.endpoints import open_endpoints, split_base_urls
         from selfinstruct.backends.openai_compat import OpenAICompatBackend
 
         name = model.split(":", 1)[1] if model.startswith("openai:") else model
+        urls = split_base_urls(base_url) if base_url is not None else [None]
+        if len(urls) > 1:
+            pool = open_endpoints(name, urls, api_key_env=api_key_env,
+                                  timeout=request_timeout)
+            return pool, ModelInfo(name=name, backend="openai", base_url=base_url)
         backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
                                       timeout=request_timeout)
         backend.check_connection()
@@ -57,5 +65,5 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
     path = resolve_gguf(model)
     digest = sha256_file(path)
     backend = LlamaCppBackend(path, model_name=model, n_ctx=n_ctx, sha256=digest,
-                              prefix_cache=prefix_cache)
+                              prefix_cache=prefix_cache, n_threads=n_threads)
     return backend, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest)

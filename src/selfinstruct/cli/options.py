@@ -25,13 +25,20 @@ OPTIONS: list[tuple[str, str, type, str]] = [
      "bootstrap from classification seeds only, with the classification header"),
     ("include_seeds", "generation", bool, "add the seed tasks to the exported data"),
     ("model", "model", str, "smollm2, gemma-3-270m, a .gguf path, or a server's model name"),
-    ("base_url", "model", str, "OpenAI-compatible server URL (vLLM, llama.cpp, Ollama...)"),
+    ("base_url", "model", str, ("OpenAI-compatible server URL (vLLM, llama.cpp, Ollama...); "
+                                "repeat it, or separate URLs by commas, to spread requests "
+                                "over several servers")),
     ("api_key_env", "model", str, "environment variable that holds the API key"),
     ("chat", "model", bool, "use the chat endpoint instead of raw completions"),
     ("n_ctx", "model", int, "context window of the embedded model"),
     ("prefix_cache", "model", bool, "reuse the model state of shared prompt prefixes"),
     ("max_concurrency", "model", int, "requests in flight at once"),
     ("request_timeout", "model", float, "seconds before a server request is retried"),
+    ("executor", "scale-out", str, ("where requests run: local, or ray (actors each holding "
+                                    "the model; pip install 'selfinstruct[ray]')")),
+    ("ray_address", "scale-out", str, ("with --executor ray: the cluster to join, auto or "
+                                       "HOST:PORT; None starts a local Ray instance")),
+    ("replicas", "scale-out", int, "with --executor ray: actors to start (0: one per CPU)"),
     ("max_tokens_total", "budget", int, "stop cleanly after this many tokens in+out (0: none)"),
     ("max_cost", "budget", float, "stop cleanly at this cost in USD (0: none)"),
     ("input_price", "budget", float, "USD per million prompt tokens, for --max-cost"),
@@ -52,6 +59,17 @@ OPTIONS: list[tuple[str, str, type, str]] = [
 ]
 
 
+# Options that may be given several times; the values are joined by commas, which is
+# how the configuration stores a list (so a single value reads exactly as before).
+REPEATABLE = {"base_url"}
+
+
+class _JoinRepeated(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        previous = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{previous},{values}" if previous else values)
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="FILE",
@@ -66,6 +84,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                            default=None, help=f"{help_text} (default: {default})")
+        elif name in REPEATABLE:
+            g.add_argument(flag, dest=name, action=_JoinRepeated, default=None,
+                           metavar=name.split("_")[-1].upper(),
+                           help=f"{help_text} (default: {default})")
         else:
             g.add_argument(flag, dest=name, type=kind, default=None, metavar=name.split("_")[-1].upper(),
                            help=f"{help_text} (default: {default})")
