@@ -9,6 +9,8 @@
 any name + ``--base-url URL``  an OpenAI-compatible server serving that model name
 any name + several URLs        those servers, balanced by least outstanding requests
 ``openai:NAME``                the OpenAI API itself (key from ``--api-key-env``)
+``transformers:PATH``          in-process transformers (torch): a model directory, a GGUF
+                               file or a bundled name (``[train]`` extra)
 =============================  ==========================================================
 """
 
@@ -40,10 +42,14 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  n_threads: int | None = None) -> tuple[Backend, ModelInfo]:
     """``n_threads``: llama.cpp threads (None: one per core), set per Ray actor."""
     if model.startswith("transformers:"):
-        raise UserError(
-            "--model transformers:PATH is not available in this version; use a GGUF model "
-            "or --base-url"
-        )
+        from selfinstruct.backends.transformers_backend import TransformersBackend
+
+        spec = model.split(":", 1)[1]
+        if not spec:
+            raise UserError("--model transformers:PATH needs a path or a bundled model name")
+        backend = TransformersBackend(spec, n_ctx=n_ctx, model_name=model)
+        return backend, ModelInfo(name=model, backend="transformers",
+                                  path=backend.source.label, sha256=backend.sha256)
     if base_url is not None or model.startswith("openai:"):
         from selfinstruct.backends.endpoints import open_endpoints, split_base_urls
         from selfinstruct.backends.openai_compat import OpenAICompatBackend
