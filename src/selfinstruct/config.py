@@ -41,7 +41,7 @@ class RunConfig:
     request_timeout: float = 120.0
     # where the requests run: this process, or Ray actors (each holding the backend)
     executor: str = "local"
-    ray_address: str | None = None  # None: start a local Ray instance
+    ray_address: str | None = None  # None: $RAY_ADDRESS, a `ray start` one here, or a new one
     replicas: int = 0  # Ray actors; 0: one per CPU of the cluster
     # budgets (0: none); prices in USD per million tokens
     max_tokens_total: int = 0

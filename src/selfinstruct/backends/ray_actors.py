@@ -24,6 +24,7 @@ since a completion depends only on the request, re-sending it changes no output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -79,6 +80,8 @@ class BackendWorker:
         }
 
     def complete(self, requests: Sequence[Request]) -> list[Completion]:
+        if self.backend is None:  # a restart on a node that cannot open the model
+            raise BackendError(self.error or "the backend did not open")
         return self.backend.complete(requests)
 
 
@@ -124,15 +127,18 @@ class RayPool(BalancedBackend):
 
 def _end(handles: list, started_ray: bool) -> None:
     for handle in handles:
-        ray.kill(handle, no_restart=True)
+        # an actor already gone, or a cluster already lost, has nothing left to end
+        with contextlib.suppress(ray_errors.RayError, ConnectionError, ValueError):
+            ray.kill(handle, no_restart=True)
     if started_ray:
         ray.shutdown()
 
 
 def connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` ("auto", "HOST:PORT"), or start a local Ray
-    instance when it is None. Returns whether this call initialised Ray: a caller that
-    initialised Ray itself (from Python) keeps its own session."""
+    """Join the cluster at ``address`` ("auto", "HOST:PORT"); with None, Ray's own rule:
+    ``$RAY_ADDRESS``, else the cluster ``ray start`` began on this machine, else a new local
+    instance. Returns whether this call initialised Ray: a caller that initialised Ray
+    itself (from Python) keeps its own session."""
     if ray.is_initialized():
         return False
     try:
@@ -157,6 +163,11 @@ def open_on_ray(model: str, options: dict, *, address: str | None = None,
     its backend, when they disagree on the model, or when they cannot all start."""
     started = connect(address)
     count = replicas or default_replicas()
+    if started and address is None and count > default_replicas():
+        _end([], started)
+        raise UserError(f"--replicas {count}: the Ray instance on this machine has "
+                        f"{default_replicas()} CPUs, and each actor needs {CPUS_PER_ACTOR}; "
+                        "use fewer replicas, or --ray-address to join a larger cluster")
     token = uuid.uuid4().hex[:8]
     names = [f"{ACTOR_PREFIX}-{token}-{i}" for i in range(count)]
     handles = [

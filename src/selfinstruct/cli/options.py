@@ -37,7 +37,8 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("executor", "scale-out", str, ("where requests run: local, or ray (actors each holding "
                                     "the model; pip install 'selfinstruct[ray]')")),
     ("ray_address", "scale-out", str, ("with --executor ray: the cluster to join, auto or "
-                                       "HOST:PORT; None starts a local Ray instance")),
+                                       "HOST:PORT; None: $RAY_ADDRESS, or the cluster "
+                                       "'ray start' began here, or a new local one")),
     ("replicas", "scale-out", int, "with --executor ray: actors to start (0: one per CPU)"),
     ("max_tokens_total", "budget", int, "stop cleanly after this many tokens in+out (0: none)"),
     ("max_cost", "budget", float, "stop cleanly at this cost in USD (0: none)"),
