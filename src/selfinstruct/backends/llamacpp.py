@@ -54,7 +54,8 @@ def _quiet_stderr():
 class LlamaCppBackend:
     def __init__(self, model_path: str | Path, *, model_name: str | None = None,
                  n_ctx: int = 4096, n_threads: int | None = None, sha256: str | None = None,
-                 prefix_cache: bool = True):
+                 prefix_cache: bool = True, lora_path: str | Path | None = None,
+                 lora_sha256: str | None = None):
         try:
             import llama_cpp
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -64,6 +65,10 @@ class LlamaCppBackend:
         self.model_path = Path(model_path)
         self.model_name = model_name or self.model_path.name
         self.sha256 = sha256
+        # a llama.cpp LoRA adapter (GGUF) applied on top of the model, e.g. one written by
+        # `selfinstruct finetune`; its digest is part of the identity (the cache key)
+        self.lora_path = Path(lora_path) if lora_path else None
+        self.lora_sha256 = lora_sha256
         self.prefix_cache = prefix_cache
         self._lock = threading.Lock()
         self._prefix_tokens: dict[str, list[int]] = {}
@@ -83,6 +88,7 @@ class LlamaCppBackend:
             n_batch=512,
             seed=0,
             verbose=False,
+            **({"lora_path": str(self.lora_path)} if self.lora_path else {}),
         )
 
     @property
@@ -92,6 +98,7 @@ class LlamaCppBackend:
             "model": self.model_name,
             "sha256": self.sha256,
             "n_ctx": self.n_ctx,
+            **({"lora_sha256": self.lora_sha256} if self.lora_path else {}),
         }
 
     def tokenize(self, text: str) -> list[int]:

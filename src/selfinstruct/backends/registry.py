@@ -17,6 +17,7 @@ any name + several URLs        those servers, balanced by least outstanding requ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from selfinstruct.backends.base import Backend
 from selfinstruct.errors import UserError
@@ -31,6 +32,8 @@ class ModelInfo:
     path: str | None = None
     sha256: str | None = None
     base_url: str | None = None
+    lora: str | None = None
+    lora_sha256: str | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -39,8 +42,13 @@ class ModelInfo:
 def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
                  prefix_cache: bool = True, request_timeout: float = 120.0,
-                 n_threads: int | None = None) -> tuple[Backend, ModelInfo]:
-    """``n_threads``: llama.cpp threads (None: one per core), set per Ray actor."""
+                 n_threads: int | None = None,
+                 lora: str | None = None) -> tuple[Backend, ModelInfo]:
+    """``n_threads``: llama.cpp threads (None: one per core), set per Ray actor.
+    ``lora``: a llama.cpp LoRA adapter (GGUF) for an embedded model."""
+    if lora and (base_url is not None or ":" in model.split("/")[0]):
+        raise UserError("--lora applies to an embedded GGUF model, not to a server or "
+                        "transformers model")
     if model.startswith("transformers:"):
         from selfinstruct.backends.transformers_backend import TransformersBackend
 
@@ -70,6 +78,14 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
 
     path = resolve_gguf(model)
     digest = sha256_file(path)
+    lora_digest = None
+    if lora:
+        lora_path = Path(lora).expanduser()
+        if not lora_path.is_file():
+            raise UserError(f"--lora: no such adapter file: {lora}")
+        lora_digest = sha256_file(lora_path)
     backend = LlamaCppBackend(path, model_name=model, n_ctx=n_ctx, sha256=digest,
-                              prefix_cache=prefix_cache, n_threads=n_threads)
-    return backend, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest)
+                              prefix_cache=prefix_cache, n_threads=n_threads,
+                              lora_path=lora, lora_sha256=lora_digest)
+    return backend, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest,
+                              lora=lora, lora_sha256=lora_digest)
