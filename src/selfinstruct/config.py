@@ -33,6 +33,7 @@ class RunConfig:
     # model
     model: str = "smollm2"
     base_url: str | None = None
+    lora: str | None = None  # llama.cpp LoRA adapter (GGUF) on the embedded model
     api_key_env: str = "OPENAI_API_KEY"
     chat: bool = False
     n_ctx: int = 4096

@@ -64,7 +64,7 @@ class RunContext:
             c = self.config
             options = {"base_url": c.base_url, "api_key_env": c.api_key_env,
                        "n_ctx": c.n_ctx, "prefix_cache": c.prefix_cache,
-                       "request_timeout": c.request_timeout}
+                       "request_timeout": c.request_timeout, "lora": c.lora}
             if c.executor == "ray":  # the only place that imports Ray
                 from selfinstruct.backends.ray_actors import open_on_ray
 

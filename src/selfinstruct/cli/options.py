@@ -24,7 +24,10 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("classification_only", "generation", bool,
      "bootstrap from classification seeds only, with the classification header"),
     ("include_seeds", "generation", bool, "add the seed tasks to the exported data"),
-    ("model", "model", str, "smollm2, gemma-3-270m, a .gguf path, or a server's model name"),
+    ("model", "model", str, ("smollm2, gemma-3-270m, a .gguf path, transformers:PATH, or a "
+                             "server's model name")),
+    ("lora", "model", str, ("llama.cpp LoRA adapter (GGUF) for the embedded model, e.g. "
+                           "from selfinstruct finetune")),
     ("base_url", "model", str, ("OpenAI-compatible server URL (vLLM, llama.cpp, Ollama...); "
                                 "repeat it, or separate URLs by commas, to spread requests "
                                 "over several servers")),
