@@ -30,10 +30,17 @@ class Sampling:
     frequency_penalty: float = 0.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # A hint, never a change of result: the caller keeps only the first paragraph of the text
+    # (``text.strip().split("\n\n")[0]``), so a backend may stop generating once that
+    # paragraph is complete. A backend that ignores it returns more text with the same first
+    # paragraph. The embedded backend honours it; servers cannot.
+    first_paragraph_only: bool = False
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["stop"] = list(self.stop)
+        if not self.first_paragraph_only:  # keeps the cache keys written before it existed
+            del data["first_paragraph_only"]
         return data
 
 

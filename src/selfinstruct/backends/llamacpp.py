@@ -133,6 +133,19 @@ class LlamaCppBackend:
         self._active_prefix = None
         self.llm.reset()
 
+    def _first_paragraph_done(self, prompt_length: int):
+        """A llama.cpp stopping criterion: true once the generated text has a non-blank
+        paragraph followed by a blank line, after which ``text.strip().split("\n\n")[0]``
+        can no longer change. Greedy or sampled, the tokens before it are the same."""
+        import llama_cpp
+
+        def done(input_ids, _logits) -> bool:
+            generated = self.llm.detokenize(list(input_ids[prompt_length:]))
+            # str.lstrip, not bytes.lstrip: it must strip exactly what str.strip() strips
+            return "\n\n" in generated.decode("utf-8", errors="ignore").lstrip()
+
+        return llama_cpp.StoppingCriteriaList([done])
+
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         tokens = self.tokenize(request.prompt)
@@ -158,6 +171,8 @@ class LlamaCppBackend:
                 text = (choice.get("message") or {}).get("content") or ""
             else:
                 self._start_from(tokens, request.prefix)
+                if s.first_paragraph_only:
+                    params["stopping_criteria"] = self._first_paragraph_done(len(tokens))
                 out = self.llm.create_completion(prompt=tokens, **params)
                 choice = out["choices"][0]
                 text = choice.get("text", "")

@@ -5,6 +5,7 @@
     selfinstruct eval superni build          --tasks-dir DIR --split FILE -o FILE
     selfinstruct eval superni run            --model M --data FILE --out DIR [...]
     selfinstruct eval superni score          --data FILE --predictions FILE [-o FILE]
+    selfinstruct eval superni compare        --data FILE --arm NAME=PREDICTIONS ... --out DIR
     selfinstruct eval user-oriented run      --model M --data FILE --out DIR
     selfinstruct eval user-oriented judge    --judge M --predictions A.jsonl [B.jsonl ...] --out DIR
 
@@ -19,7 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-MODEL_HELP = "smollm2, gemma-3-270m, a .gguf path, or a server's model name"
+MODEL_HELP = ("smollm2, gemma-3-270m, a .gguf path, transformers:PATH, or a server's "
+              "model name")
 
 
 def register(subparsers) -> None:
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
     _register_superni_build(steps)
     _register_superni_run(steps)
     _register_superni_score(steps)
+    _register_superni_compare(steps)
 
     user = groups.add_parser("user-oriented", help="the 252 user-oriented instructions")
     steps = user.add_subparsers(dest="eval_step", required=True, metavar="STEP")
@@ -62,6 +65,8 @@ def _add_backend_options(parser: argparse.ArgumentParser, flag: str, default: st
                        help="environment variable that holds the API key")
     group.add_argument("--n-ctx", type=int, default=4096,
                        help="context window of the embedded model")
+    group.add_argument("--lora", default=None,
+                       help="llama.cpp LoRA adapter (GGUF) for the embedded model")
     group.add_argument("--chat", action=argparse.BooleanOptionalAction, default=False,
                        help="use the server's chat endpoint instead of raw completion")
     group.add_argument("--max-concurrency", type=int, default=1, help="requests in flight")
@@ -75,7 +80,7 @@ def _open(args):
     if args.max_concurrency < 1:
         raise UserError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
     return open_backend(args.model, base_url=args.base_url, api_key_env=args.api_key_env,
-                        n_ctx=args.n_ctx)
+                        n_ctx=args.n_ctx, lora=args.lora)
 
 
 def _reporter(args):
@@ -198,6 +203,72 @@ def _handle_superni_score(args) -> int:
     atomic_write_text(args.output, json.dumps(metrics, indent=2) + "\n")
     _print_superni(metrics, f"SuperNI: {args.predictions}", args.per_task)
     print(f"metrics: {args.output}")
+    return 0
+
+
+def _register_superni_compare(steps) -> None:
+    p = steps.add_parser(
+        "compare", formatter_class=_formatter(),
+        help="compare models on the same instances, with bootstrap confidence intervals",
+        description="Score each arm's predictions on the same selection of instances and "
+                    "write DIR/comparison.json and DIR/comparison.md: ROUGE-L with a 95%% "
+                    "paired bootstrap interval, the difference to the first arm, and "
+                    "per-category scores.")
+    p.add_argument("--data", required=True, help="superni_test_en.jsonl")
+    p.add_argument("--arm", action="append", required=True, metavar="NAME=PATH",
+                   help="an arm: a predictions.jsonl, or an `eval superni run` directory; "
+                        f"NAME={COPY_INPUT_ARM} is the copy-the-input baseline (no PATH). "
+                        "Repeat it; the first arm is the reference.")
+    p.add_argument("--max-per-task", type=int, default=None,
+                   help="only the first N instances of each task (as given to `run`)")
+    p.add_argument("--tasks", default=None, help="comma-separated task names (all when not given)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--out", required=True, help="directory for comparison.json and .md")
+    p.set_defaults(handler=_handle_superni_compare)
+
+
+COPY_INPUT_ARM = "copy-input"
+
+
+def parse_arms(values: list[str]) -> dict[str, Path | None]:
+    from selfinstruct.errors import UserError
+
+    arms: dict[str, Path | None] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        name = name.strip()
+        if name == COPY_INPUT_ARM and not path:
+            arms[name] = None
+            continue
+        if not sep or not name or not path:
+            raise UserError(f"--arm {value!r}: expected NAME=PATH (or {COPY_INPUT_ARM})")
+        if name in arms:
+            raise UserError(f"--arm: the name {name!r} is given twice")
+        target = Path(path)
+        if target.is_dir():
+            target = target / "predictions.jsonl"
+        if not target.is_file():
+            raise UserError(f"--arm {name}: no predictions file at {target}")
+        arms[name] = target
+    return arms
+
+
+def _handle_superni_compare(args) -> int:
+    from selfinstruct.errors import UserError
+    from selfinstruct.evaluation.compare import compare, render_markdown, write_comparison
+    from selfinstruct.evaluation.superni import load_instances
+    from selfinstruct.evaluation.superni_run import select
+
+    if args.resamples < 1:
+        raise UserError(f"--resamples must be at least 1, got {args.resamples}")
+    arms = parse_arms(args.arm)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    chosen = select(load_instances(args.data), tasks, args.max_per_task)
+    result = compare(chosen, arms, resamples=args.resamples, seed=args.seed)
+    json_path, md_path = write_comparison(result, args.out)
+    print(render_markdown(result), end="")
+    print(f"comparison: {json_path}, {md_path}")
     return 0
 
 

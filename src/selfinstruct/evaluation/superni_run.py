@@ -17,7 +17,10 @@ model (the whole prompt ``.strip()``-ed, so it ends in ``Output:`` without a spa
 
 Decoding: temperature 0, top_p 1, at most 128 new tokens (Tk-Instruct's
 ``max_target_length``), no stop sequences, so that a model that opens with a blank line
-(text-davinci-00x often do) is not cut to nothing by a ``"\\n\\n"`` stop.
+(text-davinci-00x often do) is not cut to nothing by a ``"\\n\\n"`` stop. With
+``--trim paragraph`` the request says ``first_paragraph_only``: the embedded backend then
+stops once a non-blank paragraph is followed by a blank line, which cannot change the
+trimmed prediction and saves most of the 128 tokens of a model that rambles on.
 
 Trimming (``--trim``), applied to the completion text before it is written:
 
@@ -177,7 +180,10 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     todo = [inst for inst in instances if inst.id not in done]
 
     counter = token_counter(backend)
-    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=settings.max_new_tokens)
+    # with --trim paragraph only the first paragraph is kept, so the embedded model may stop
+    # there: the same predictions, several times fewer tokens for a model that rambles on
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=settings.max_new_tokens,
+                        first_paragraph_only=settings.trim == "paragraph")
     requests, truncated = [], []
     for inst in todo:
         prompt, cut = fit_prompt(
