@@ -29,7 +29,7 @@ def _run_with(tmp_path, name: str, text: str, *extra: str) -> tuple[int, str]:
      "unknown.toml:2: unknown key 'num_instruction'; did you mean 'num_instructions'?"),
     ("unknown.json", '{"seed": 1,\n "similarity-treshold": 0.5}',
      "unknown.json:2: unknown key 'similarity-treshold'; did you mean 'similarity-threshold'?"),
-    ("nothing_close.toml", "colour = 'blue'\n", "nothing_close.toml:1: unknown key 'colour'\n"),
+    ("nothing_close.toml", "qwxz = 'blue'\n", "nothing_close.toml:1: unknown key 'qwxz'\n"),
     ("type.toml", "seed = 1\nnum_instructions = \"ten\"\n",
      "type.toml:2: num_instructions: expected an integer, got the string \"ten\""),
     ("bool.toml", "num_instructions = true\n",
