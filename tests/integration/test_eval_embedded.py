@@ -78,3 +78,30 @@ def test_judge_three_instances_of_two_original_files(tmp_path, capsys):
     assert main(args) == 0
     assert "6 already rated, 0 rated" in capsys.readouterr().out
     assert len((tmp_path / "ratings.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.skipif(not SUPERNI.is_file(), reason=f"the shared SuperNI test set is not at "
+                                                  f"{SUPERNI}")
+def test_first_paragraph_early_stop_keeps_every_prediction():
+    """The embedded backend's early stop after the first paragraph saves tokens and never
+    changes a trimmed prediction: same prompts, with and without the hint, on the real model."""
+    from dataclasses import replace
+
+    from selfinstruct.backends.base import Request, Sampling
+    from selfinstruct.backends.registry import open_backend
+    from selfinstruct.evaluation.superni import load_instances
+    from selfinstruct.evaluation.superni_run import build_prompt, select, trim
+
+    chosen = select(load_instances(SUPERNI), TASKS, 2)
+    backend, _ = open_backend("smollm2")
+    full = Sampling(temperature=0.0, top_p=1.0, max_tokens=128)
+    early = replace(full, first_paragraph_only=True)
+    saved = 0
+    for instance in chosen:
+        prompt = build_prompt("tk", instance.definition, instance.input)
+        [long] = backend.complete([Request(prompt, full)])
+        [short] = backend.complete([Request(prompt, early)])
+        assert trim(short.text, "paragraph") == trim(long.text, "paragraph")
+        assert long.text.startswith(short.text)
+        saved += long.completion_tokens - short.completion_tokens
+    assert saved > 0, "no completion went past its first paragraph; pick other tasks"
