@@ -17,7 +17,7 @@ from selfinstruct import __version__
 from selfinstruct.budget import BudgetExhausted
 from selfinstruct.errors import UserError
 
-COMMAND_MODULES = ("run", "stages", "dedup", "evaluate", "report", "review", "finetune")
+COMMAND_MODULES = ("run", "stages", "dedup", "evaluate", "report", "review", "finetune", "loop")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,92 @@
+"""``selfinstruct loop``: generate with a model, fine-tune it on that data, evaluate both.
+
+Every option of ``selfinstruct run`` applies to the generation rounds; the fine-tuning
+and evaluation options are below them. See :mod:`selfinstruct.loop` for the layout of
+``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from selfinstruct.cli.options import add_config_options, config_from_args
+from selfinstruct.progress import RichReporter, SilentReporter
+
+# RunConfig fields the loop sets itself, per round or per arm
+_LOOP_OWNED = ("model", "num_instructions", "seed", "lora", "n_ctx")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "loop", help="the whole loop: generate, fine-tune, evaluate, compare",
+        description="Run the pipeline with --model, fine-tune that model on its own data "
+                    "(LoRA), evaluate the base and fine-tuned models on the same SuperNI "
+                    "instances (and optionally the user-oriented tasks with a judge), and "
+                    "write OUT/comparison.md. Re-run the same command to resume.")
+    parser.add_argument("--out", required=True, help="loop directory (created or resumed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    loop = parser.add_argument_group("loop options")
+    loop.add_argument("--rounds", type=int, default=1,
+                      help="2 or more: each round generates with the previous round's "
+                           "fine-tuned model (iterative self-instruct) (default: 1)")
+    loop.add_argument("--seeds-only-arm", action="store_true",
+                      help="also fine-tune on the seed tasks alone (the no-bootstrapping "
+                           "ablation)")
+    train = parser.add_argument_group("fine-tuning options (see selfinstruct finetune)")
+    train.add_argument("--epochs", type=float, help="epochs (default: 2, as in the paper)")
+    train.add_argument("--max-steps", type=int, help="cap on optimizer steps")
+    train.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
+    train.add_argument("--batch-size", type=int, help="examples per step")
+    train.add_argument("--max-seq-len", type=int, help="tokens per example")
+    train.add_argument("--lora-r", type=int, help="LoRA rank")
+    evaluation = parser.add_argument_group("evaluation options")
+    evaluation.add_argument("--superni", metavar="FILE",
+                            help="superni_test_en.jsonl; SuperNI is skipped without it")
+    evaluation.add_argument("--superni-max-per-task", type=int, default=10,
+                            help="instances per task (default: 10)")
+    evaluation.add_argument("--superni-tasks", help="comma-separated task names (default: all)")
+    evaluation.add_argument("--user-oriented", metavar="FILE",
+                            help="user_oriented_instructions.jsonl; skipped without it")
+    evaluation.add_argument("--user-oriented-limit", type=int,
+                            help="only the first N user-oriented tasks")
+    evaluation.add_argument("--judge", metavar="MODEL",
+                            help="a model that rates the user-oriented responses")
+    add_config_options(parser)
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from selfinstruct.errors import UserError
+    from selfinstruct.loop import LoopOptions, run_loop
+
+    config = config_from_args(args)
+    if config.base_url or config.lora:
+        raise UserError("loop fine-tunes --model on this machine, so it takes a local model "
+                        "(a bundled name, a .gguf file or transformers:DIR), without "
+                        "--base-url or --lora")
+    run_overrides = {k: v for k, v in config.as_dict().items() if k not in _LOOP_OWNED}
+    finetune_overrides = {k: getattr(args, k) for k in
+                          ("epochs", "max_steps", "learning_rate", "batch_size",
+                           "max_seq_len", "lora_r") if getattr(args, k) is not None}
+    if args.quiet:
+        finetune_overrides["quiet"] = True
+    tasks = ([t.strip() for t in args.superni_tasks.split(",") if t.strip()]
+             if args.superni_tasks else None)
+    options = LoopOptions(
+        out=args.out, model=config.model, rounds=args.rounds,
+        num_instructions=config.num_instructions, seed=config.seed, n_ctx=config.n_ctx,
+        run_overrides=run_overrides, finetune_overrides=finetune_overrides,
+        seeds_only_arm=args.seeds_only_arm, superni=args.superni,
+        superni_max_per_task=args.superni_max_per_task, superni_tasks=tasks,
+        user_oriented=args.user_oriented, user_oriented_limit=args.user_oriented_limit,
+        judge_model=args.judge)
+    result = run_loop(options, SilentReporter() if args.quiet else RichReporter())
+    for step in result.steps:
+        print(f"{step['step']}: {step['seconds']:.0f} s")
+    if result.comparison is not None:
+        from selfinstruct.evaluation.compare import render_markdown
+
+        print(render_markdown(result.comparison), end="")
+        print(f"comparison: {result.out / 'comparison.md'}")
+    print(f"details: {result.out / 'loop.json'}")
+    return 0

@@ -1,0 +1,258 @@
+"""The whole Self-Instruct loop: generate with model M, fine-tune M on it, evaluate both.
+
+``run_loop`` chains functions that each work alone and resume alone, in one directory::
+
+    OUT/round-1/data/           the pipeline run (selfinstruct run) with M
+    OUT/round-1/finetune/       M fine-tuned on round 1's export (selfinstruct finetune)
+    OUT/seeds-only/             optional ablation: M fine-tuned on the seed tasks alone
+    OUT/eval/<arm>/superni/     zero-shot SuperNI predictions of each arm
+    OUT/eval/<arm>/user-oriented/   responses to the user-oriented tasks (optional)
+    OUT/eval/judge/             a judge model's ratings of those responses (optional)
+    OUT/comparison.json, .md    every arm on the same SuperNI instances, with CIs
+    OUT/loop.json               options, the steps done and their wall times
+
+Arms: ``base`` (M as it is), ``copy-input`` (the baseline), ``round-K`` (M fine-tuned
+after round K) and ``seeds-only``. With ``rounds=2`` the fine-tuned model of round 1
+writes round 2's data, and round 2 fine-tunes M on rounds 1 and 2 together: iterative
+self-instruct, which the paper did not do. Fine-tuning always starts from M, so rounds
+differ only in their data.
+
+How a fine-tuned model is served: when M is a GGUF model (a bundled name or a ``.gguf``
+file), its LoRA adapter is exported to GGUF and runs on the embedded llama.cpp backend
+(``--lora``), which is several times faster than transformers on a CPU and keeps the
+base exactly as the ``base`` arm saw it. Otherwise the merged weights run on the
+transformers backend (``transformers:OUT/round-K/finetune/merged``).
+
+Re-running the same command resumes: the pipeline, the fine-tunes and the evaluations
+each skip what they already have.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from selfinstruct.context import now
+from selfinstruct.errors import UserError
+from selfinstruct.progress import Reporter, SilentReporter
+from selfinstruct.rundir import atomic_write_text
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """How an arm's model is opened: a ``--model`` value and an optional ``--lora``."""
+
+    model: str
+    lora: str | None = None
+
+
+@dataclass
+class LoopOptions:
+    out: str
+    model: str = "smollm2"
+    rounds: int = 1
+    num_instructions: int = 100
+    seed: int = 42
+    run_overrides: dict = field(default_factory=dict)  # other RunConfig fields
+    finetune_overrides: dict = field(default_factory=dict)  # FinetuneOptions fields
+    seeds_only_arm: bool = False
+    superni: str | None = None  # superni_test_en.jsonl; None skips SuperNI
+    superni_max_per_task: int | None = 10
+    superni_tasks: list[str] | None = None
+    user_oriented: str | None = None  # user_oriented_instructions.jsonl; None skips it
+    user_oriented_limit: int | None = None
+    judge_model: str | None = None  # rates the user-oriented responses when given
+    n_ctx: int = 4096
+
+    def validate(self) -> LoopOptions:
+        if self.rounds < 1:
+            raise UserError(f"--rounds: must be at least 1, got {self.rounds}")
+        if self.superni_max_per_task is not None and self.superni_max_per_task < 1:
+            raise UserError("--superni-max-per-task: must be at least 1")
+        for option, path in (("--superni", self.superni),
+                             ("--user-oriented", self.user_oriented)):
+            if path is not None and not Path(path).is_file():
+                raise UserError(f"{option}: no such file: {path}")
+        if self.judge_model and not self.user_oriented:
+            raise UserError("--judge needs --user-oriented (the responses it rates)")
+        return self
+
+
+@dataclass
+class LoopResult:
+    out: Path
+    arms: dict[str, ServedModel]
+    comparison: dict | None
+    steps: list[dict]
+
+
+def _timed(steps: list[dict], name: str, started: float, **details) -> None:
+    steps.append({"step": name, "seconds": round(time.perf_counter() - started, 1), **details})
+
+
+def _generate(options: LoopOptions, round_no: int, served: ServedModel,
+              reporter: Reporter) -> Path:
+    """Run the pipeline for one round; returns its alpaca export."""
+    from selfinstruct.config import RunConfig
+    from selfinstruct.context import open_context
+    from selfinstruct.pipeline import run_pipeline
+
+    config = RunConfig(**{**options.run_overrides, "num_instructions": options.num_instructions,
+                          "seed": options.seed + round_no - 1, "model": served.model,
+                          "lora": served.lora, "n_ctx": options.n_ctx})
+    ctx = open_context(Path(options.out) / f"round-{round_no}" / "data", config,
+                       reporter=reporter)
+    try:
+        summary = run_pipeline(ctx)
+    finally:
+        ctx.close()
+    return Path(summary.exports["alpaca"])
+
+
+def _train_file(options: LoopOptions, round_no: int, exports: list[Path]) -> Path:
+    """Round 1 trains on its own export; later rounds on every round's export so far."""
+    if len(exports) == 1:
+        return exports[0]
+    rows = [row for path in exports for row in json.loads(path.read_text())]
+    path = Path(options.out) / f"round-{round_no}" / "train.json"
+    atomic_write_text(path, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def _seed_tasks_file(options: LoopOptions) -> Path:
+    from selfinstruct.prompts import PromptTemplates
+    from selfinstruct.seeds import load_seeds
+    from selfinstruct.stages.export import render
+
+    seeds_path = options.run_overrides.get("seeds")
+    path = Path(options.out) / "seeds-only" / "seed_tasks.alpaca.json"
+    tasks = load_seeds(seeds_path)
+    atomic_write_text(path, render(tasks, "alpaca", PromptTemplates.load(), options.seed))
+    return path
+
+
+def _finetune(options: LoopOptions, data: Path, out: Path) -> ServedModel:
+    """Fine-tune M on ``data`` into ``out``; returns how to serve the result."""
+    from selfinstruct.hf_models import resolve_source
+    from selfinstruct.training import FinetuneOptions, finetune
+
+    result = finetune(FinetuneOptions(data=str(data), out=str(out), base=options.model,
+                                      seed=options.seed, **options.finetune_overrides))
+    source = resolve_source(options.model)
+    if source.gguf_file and result.adapter is not None:
+        from selfinstruct.lora_gguf import export_lora_gguf
+
+        adapter = export_lora_gguf(result.adapter, source.directory / source.gguf_file,
+                                   out / "adapter.gguf")
+        return ServedModel(options.model, str(adapter))
+    return ServedModel(f"transformers:{result.merged}")
+
+
+def _open(served: ServedModel, n_ctx: int):
+    from selfinstruct.backends.registry import open_backend
+
+    return open_backend(served.model, n_ctx=n_ctx, lora=served.lora)
+
+
+def _evaluate_superni(options: LoopOptions, arm: str, served: ServedModel,
+                      reporter: Reporter) -> Path:
+    from selfinstruct.evaluation.superni import load_instances
+    from selfinstruct.evaluation.superni_run import run_superni, select
+
+    chosen = select(load_instances(options.superni), options.superni_tasks,
+                    options.superni_max_per_task)
+    out = Path(options.out) / "eval" / arm / "superni"
+    backend, info = _open(served, options.n_ctx)
+    try:
+        run_superni(backend, info.as_dict(), options.superni, chosen, out, reporter=reporter)
+    finally:
+        del backend
+    return out / "predictions.jsonl"
+
+
+def _evaluate_user_oriented(options: LoopOptions, arm: str, served: ServedModel,
+                            reporter: Reporter) -> Path:
+    from selfinstruct.evaluation.user_oriented import load_items, run_user_oriented
+
+    items = load_items(options.user_oriented)[: options.user_oriented_limit]
+    out = Path(options.out) / "eval" / arm / "user-oriented"
+    backend, info = _open(served, options.n_ctx)
+    result = run_user_oriented(backend, info.as_dict(), arm, options.user_oriented, items,
+                               out, reporter=reporter)
+    return result.path
+
+
+def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResult:
+    options.validate()
+    reporter = reporter or SilentReporter()
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps: list[dict] = []
+    arms: dict[str, ServedModel] = {"base": ServedModel(options.model)}
+    exports: list[Path] = []
+    generator = arms["base"]
+    for round_no in range(1, options.rounds + 1):
+        started = time.perf_counter()
+        exports.append(_generate(options, round_no, generator, reporter))
+        _timed(steps, f"round-{round_no} generate", started, model=asdict(generator))
+        started = time.perf_counter()
+        data = _train_file(options, round_no, exports)
+        generator = _finetune(options, data, out / f"round-{round_no}" / "finetune")
+        arms[f"round-{round_no}"] = generator
+        _timed(steps, f"round-{round_no} finetune", started, data=str(data))
+    if options.seeds_only_arm:
+        started = time.perf_counter()
+        arms["seeds-only"] = _finetune(options, _seed_tasks_file(options),
+                                       out / "seeds-only" / "finetune")
+        _timed(steps, "seeds-only finetune", started)
+
+    comparison = None
+    if options.superni:
+        predictions: dict[str, Path | None] = {}
+        for arm, served in arms.items():
+            started = time.perf_counter()
+            predictions[arm] = _evaluate_superni(options, arm, served, reporter)
+            _timed(steps, f"{arm} superni", started)
+        predictions["copy-input"] = None
+        comparison = _compare(options, predictions)
+    if options.user_oriented:
+        responses = []
+        for arm, served in arms.items():
+            started = time.perf_counter()
+            responses.append(_evaluate_user_oriented(options, arm, served, reporter))
+            _timed(steps, f"{arm} user-oriented", started)
+        if options.judge_model:
+            started = time.perf_counter()
+            _judge(options, responses, reporter)
+            _timed(steps, "judge", started, judge=options.judge_model)
+    manifest = {"command": "selfinstruct loop", "finished_at": now(),
+                "options": asdict(options),
+                "arms": {name: asdict(served) for name, served in arms.items()},
+                "steps": steps}
+    atomic_write_text(out / "loop.json", json.dumps(manifest, indent=2) + "\n")
+    return LoopResult(out, arms, comparison, steps)
+
+
+def _compare(options: LoopOptions, predictions: dict[str, Path | None]) -> dict:
+    from selfinstruct.evaluation.compare import compare, write_comparison
+    from selfinstruct.evaluation.superni import load_instances
+    from selfinstruct.evaluation.superni_run import select
+
+    chosen = select(load_instances(options.superni), options.superni_tasks,
+                    options.superni_max_per_task)
+    result = compare(chosen, predictions)
+    write_comparison(result, options.out)
+    return result
+
+
+def _judge(options: LoopOptions, response_files: list[Path], reporter: Reporter) -> None:
+    from selfinstruct.backends.registry import open_backend
+    from selfinstruct.evaluation.judge import judge
+    from selfinstruct.evaluation.user_oriented import load_responses
+
+    responses = [r for path in response_files for r in load_responses(path)]
+    backend, info = open_backend(options.judge_model, n_ctx=options.n_ctx)
+    judge(backend, info.as_dict(), responses, Path(options.out) / "eval" / "judge",
+          reporter=reporter)
