@@ -4,6 +4,7 @@ giving one line that names the file, the line (or row) and the field."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -117,3 +118,15 @@ def test_cli_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.strip().splitlines() == [
         f"selfinstruct: error: {path}: item 1: field 'output' is missing"]
     assert not (tmp_path / "out").exists()
+
+
+def test_without_the_train_extra_the_command_says_how_to_install_it(tmp_path, capsys,
+                                                                      monkeypatch):
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps(ROWS[:2]), encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft now fails as if not installed
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # finetune's default; restored after
+    code = main(["finetune", "--data", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "pip install 'selfinstruct[train]'" in err[0] and "peft is missing" in err[0]
