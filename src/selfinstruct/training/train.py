@@ -25,6 +25,7 @@ import platform
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,6 +120,14 @@ class FinetuneResult:
         return self.out / "merged"
 
 
+@contextmanager
+def _known_warnings_silenced():
+    with warnings.catch_warnings():
+        for message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
 def _passive_openmp_threads() -> None:
     """Let idle OpenMP threads sleep instead of spinning (unless the user chose otherwise).
 
@@ -172,9 +181,11 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     tokenizer.padding_side = "right"
     encoded = _encode(data, tokenizer, options)
     if not options.full:
-        model = peft.get_peft_model(model, peft.LoraConfig(
-            r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
-            target_modules="all-linear", task_type="CAUSAL_LM"))
+        with _known_warnings_silenced():
+            model = peft.get_peft_model(model, peft.LoraConfig(
+                r=options.lora_r, lora_alpha=options.lora_alpha,
+                lora_dropout=options.lora_dropout, target_modules="all-linear",
+                task_type="CAUSAL_LM"))
     model.config.use_cache = False
 
     manifest["data"].update(examples_used=len(encoded.features), truncated=encoded.truncated,
@@ -191,9 +202,7 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     checkpoint = transformers.trainer_utils.get_last_checkpoint(str(out / "checkpoints")) \
         if (out / "checkpoints").is_dir() else None
     resumed_from = _checkpoint_step(checkpoint)
-    with warnings.catch_warnings():
-        for message in QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
+    with _known_warnings_silenced():
         trainer.train(resume_from_checkpoint=checkpoint)
         _save_outputs(model, tokenizer, out, options.full)
     history = [{"step": e["step"], "loss": e["loss"]}
@@ -202,6 +211,8 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     manifest.update(status="done", steps=trainer.state.global_step,
                     max_steps=trainer.state.max_steps, resumed_from_step=resumed_from,
                     train_loss=history, wall_seconds=round(wall, 2),
+                    wall_seconds_total=round(wall + (previous or {}).get("wall_seconds_total",
+                                                                         0.0), 2),
                     finished_at=_now())
     write_manifest(out, manifest)
     return FinetuneResult(out, trainer.state.global_step, resumed_from, history,
