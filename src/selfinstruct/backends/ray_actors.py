@@ -108,7 +108,7 @@ class RayMember:
         except _WORKER_LOST as exc:
             first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise TransientBackendError(
-                f"{self.name} was lost ({type(exc).__name__}: {first_line}); sending again"
+                f"Ray actor {self.name} was lost ({type(exc).__name__}: {first_line})"
             ) from None
 
 
