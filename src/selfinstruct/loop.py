@@ -135,18 +135,12 @@ def _seed_tasks_file(options: LoopOptions) -> Path:
 
 def _finetune(options: LoopOptions, data: Path, out: Path) -> ServedModel:
     """Fine-tune M on ``data`` into ``out``; returns how to serve the result."""
-    from selfinstruct.hf_models import resolve_source
     from selfinstruct.training import FinetuneOptions, finetune
 
     result = finetune(FinetuneOptions(data=str(data), out=str(out), base=options.model,
                                       seed=options.seed, **options.finetune_overrides))
-    source = resolve_source(options.model)
-    if source.gguf_file and result.adapter is not None:
-        from selfinstruct.lora_gguf import export_lora_gguf
-
-        adapter = export_lora_gguf(result.adapter, source.directory / source.gguf_file,
-                                   out / "adapter.gguf")
-        return ServedModel(options.model, str(adapter))
+    if result.adapter_gguf is not None:  # a GGUF base: serve it on the embedded backend
+        return ServedModel(options.model, str(result.adapter_gguf))
     return ServedModel(f"transformers:{result.merged}")
 
 

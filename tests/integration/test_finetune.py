@@ -118,3 +118,26 @@ def test_rerun_with_more_steps_resumes_from_the_checkpoint(trained):
     assert [e["step"] for e in manifest["train_loss"]] == list(range(2, MORE_STEPS + 1, 2))
     assert f"resumed from step {FIRST_STEPS}" in proc.stdout
     assert (out / "checkpoints" / f"checkpoint-{MORE_STEPS}").is_dir()
+
+
+def test_fine_tuned_model_serves_on_both_backends(trained):
+    """The merged weights on the transformers backend and the GGUF adapter on the embedded
+    llama.cpp backend are the same fine-tuned model: on a training prompt both answer with
+    the same first words, and the adapter changes what the base model says."""
+    from selfinstruct.backends.base import Request, Sampling
+    from selfinstruct.backends.registry import open_backend
+    from selfinstruct.prompts import PromptTemplates, finetuning_example
+
+    out = trained["out"]
+    manifest = json.loads((out / "finetune.json").read_text(encoding="utf-8"))
+    assert manifest["adapter_gguf"] == str(out / "adapter.gguf")
+    row = json.loads(trained["data"].read_text(encoding="utf-8"))[0]
+    prompt, _ = finetuning_example(PromptTemplates.load(), row["instruction"], row["input"],
+                                   row["output"], __import__("random").Random(0))
+    request = Request(prompt, Sampling(max_tokens=12))
+    [merged] = open_backend(f"transformers:{out / 'merged'}")[0].complete([request])
+    [adapted] = open_backend("smollm2", lora=str(out / "adapter.gguf"))[0].complete([request])
+    [base] = open_backend("smollm2")[0].complete([request])
+    first_words = [c.text.split()[:2] for c in (merged, adapted)]
+    assert first_words[0] and first_words[0] == first_words[1], (merged.text, adapted.text)
+    assert adapted.text != base.text

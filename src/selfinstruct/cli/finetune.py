@@ -103,6 +103,9 @@ def handle(args: argparse.Namespace) -> int:
           f"{result.wall_seconds:.0f} s")
     if result.adapter:
         print(f"adapter: {result.adapter}")
+    if result.adapter_gguf:
+        print(f"llama.cpp adapter: {result.adapter_gguf} (use it with --model {options.base} "
+              f"--lora {result.adapter_gguf})")
     print(f"merged model: {result.merged} (use it with --model transformers:{result.merged})")
     print(f"details: {result.out / 'finetune.json'}")
     return 0

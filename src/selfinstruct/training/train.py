@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.hf_models import TRAIN_EXTRA_HINT
+from selfinstruct.hf_models import TRAIN_EXTRA_HINT, passive_openmp_threads
 from selfinstruct.training.manifest import FORMAT_VERSION, prepare_out_dir, write_manifest
 
 LORA_LEARNING_RATE = 2e-4
@@ -119,6 +118,12 @@ class FinetuneResult:
     def merged(self) -> Path:
         return self.out / "merged"
 
+    @property
+    def adapter_gguf(self) -> Path | None:
+        """The LoRA as a llama.cpp adapter, written when the base is a GGUF model."""
+        path = self.out / "adapter.gguf"
+        return path if path.is_file() else None
+
 
 @contextmanager
 def _known_warnings_silenced():
@@ -128,16 +133,19 @@ def _known_warnings_silenced():
         yield
 
 
-def _passive_openmp_threads() -> None:
-    """Let idle OpenMP threads sleep instead of spinning (unless the user chose otherwise).
+def _export_gguf_adapter(source, out: Path, full: bool) -> dict:
+    """For a GGUF base, also write the LoRA as a llama.cpp adapter (``adapter.gguf``), so the
+    fine-tuned model runs on the embedded backend: ``--model BASE --lora OUT/adapter.gguf``."""
+    if full or not source.gguf_file:
+        return {}
+    from selfinstruct.lora_gguf import export_lora_gguf
 
-    With spinning threads (OpenMP's default), a training step on a CPU shared with other
-    work can be 30 times slower: measured on 2 busy cores, one SmolLM2 forward and
-    backward took 68 s with 2 spinning threads, 2.5 s with passive ones, 1.8 s with one
-    thread. libgomp reads the setting once, when torch is first imported, so it only
-    takes effect if torch is not imported yet (always the case for the CLI)."""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        path = export_lora_gguf(out / "adapter", source.directory / source.gguf_file,
+                                out / "adapter.gguf")
+    except UserError as error:  # an architecture the exporter does not know: merged/ remains
+        return {"adapter_gguf": None, "adapter_gguf_skipped": str(error)}
+    return {"adapter_gguf": str(path)}
 
 
 def _require_training_stack():
@@ -164,7 +172,7 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     data = read_training_data(options.data, templates, options.seed)
     source = resolve_source(options.base)
     manifest = _new_manifest(options, data, source.label)
-    _passive_openmp_threads()
+    passive_openmp_threads()
     torch, transformers, peft = _require_training_stack()
     previous = prepare_out_dir(out, manifest, options.force_new)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,6 +213,7 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     with _known_warnings_silenced():
         trainer.train(resume_from_checkpoint=checkpoint)
         _save_outputs(model, tokenizer, out, options.full)
+    manifest.update(_export_gguf_adapter(source, out, options.full))
     history = [{"step": e["step"], "loss": e["loss"]}
                for e in trainer.state.log_history if "loss" in e]
     wall = time.monotonic() - started
