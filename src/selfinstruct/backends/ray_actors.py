@@ -60,10 +60,12 @@ class BackendWorker:
     ``describe`` rather than raised, so that the driver can show it as the one-line error
     a local run would give, instead of an actor death."""
 
-    def __init__(self, model: str, options: dict, n_threads: int):
+    def __init__(self, model: str, options: dict, n_threads: int, driver_cwd: str):
         self.backend = None
         self.info: ModelInfo | None = None
         self.error: str | None = None
+        if os.path.isdir(driver_cwd):  # a relative --model path means what it means there
+            os.chdir(driver_cwd)  # (this process serves this actor alone)
         try:
             self.backend, self.info = open_backend(model, n_threads=n_threads, **options)
         except UserError as exc:
@@ -173,7 +175,7 @@ def open_on_ray(model: str, options: dict, *, address: str | None = None,
     handles = [
         BackendWorker.options(name=name, num_cpus=CPUS_PER_ACTOR, max_restarts=-1,
                               max_task_retries=0, scheduling_strategy="SPREAD")
-        .remote(model, options, CPUS_PER_ACTOR)
+        .remote(model, options, CPUS_PER_ACTOR, os.getcwd())
         for name in names
     ]
     try:
