@@ -19,9 +19,10 @@ differ only in their data.
 
 How a fine-tuned model is served: when M is a GGUF model (a bundled name or a ``.gguf``
 file), its LoRA adapter is exported to GGUF and runs on the embedded llama.cpp backend
-(``--lora``), which is several times faster than transformers on a CPU and keeps the
-base exactly as the ``base`` arm saw it. Otherwise the merged weights run on the
-transformers backend (``transformers:OUT/round-K/finetune/merged``).
+(``--lora``). The point is fairness, not speed: the base weights are then exactly the
+quantized ones the ``base`` arm ran, so the arms differ by the adapter alone (on a CPU it is
+about as fast as batched transformers; see BENCHMARKS.md). Otherwise the merged weights run
+on the transformers backend (``transformers:OUT/round-K/finetune/merged``).
 
 Re-running the same command resumes: the pipeline, the fine-tunes and the evaluations
 each skip what they already have.

@@ -1,9 +1,11 @@
 """Turn a peft LoRA adapter into a llama.cpp LoRA adapter (GGUF), for a GGUF base model.
 
 Why: a model fine-tuned by ``selfinstruct finetune`` on a bundled GGUF base can then run on
-the embedded llama.cpp backend (``--model BASE --lora adapter.gguf``), which on a CPU is
-several times faster than transformers, keeps the base quantized, and keeps every other
-embedded feature (prefix reuse, determinism). The adapter is a few MB.
+the embedded llama.cpp backend (``--model BASE --lora adapter.gguf``) on the very quantized
+weights the base model runs with, so a base-versus-fine-tuned comparison differs by the
+adapter alone, and with every other embedded feature (prefix reuse, determinism). On a
+CPU it serves about as fast as batched transformers (benchmarks/lora_serving.py). The
+adapter is a few MB.
 
 The file is what llama.cpp's ``llama_adapter_lora_init`` reads: ``general.type = adapter``,
 ``adapter.type = lora``, ``adapter.lora.alpha``, and for each adapted weight ``W`` of the
