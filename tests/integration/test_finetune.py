@@ -141,3 +141,12 @@ def test_fine_tuned_model_serves_on_both_backends(trained):
     first_words = [c.text.split()[:2] for c in (merged, adapted)]
     assert first_words[0] and first_words[0] == first_words[1], (merged.text, adapted.text)
     assert adapted.text != base.text
+
+
+def test_rerun_of_a_finished_fine_tune_does_nothing(trained):
+    """Runs after the resume test: the same command with the same schedule loads no model."""
+    out = trained["out"]
+    before = (out / "finetune.json").read_bytes()
+    proc = cli(*trained["command"], "--max-steps", str(MORE_STEPS), env=trained["env"])
+    assert "already finished" in proc.stdout
+    assert (out / "finetune.json").read_bytes() == before

@@ -95,12 +95,15 @@ def handle(args: argparse.Namespace) -> int:
         os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it once, at import
     options = FinetuneOptions(**{f.name: getattr(args, f.name) for f in fields(FinetuneOptions)})
     result = finetune(options)
+    if result.already_done:
+        print(f"already finished: {result.steps} steps in {result.out} (nothing to do)")
     losses = [entry["loss"] for entry in result.loss_history]
     loss = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, " if losses else ""
     resumed = (f" (resumed from step {result.resumed_from_step})"
                if result.resumed_from_step is not None else "")
-    print(f"trained {result.steps} steps{resumed} on {result.examples} examples: {loss}"
-          f"{result.wall_seconds:.0f} s")
+    if not result.already_done:
+        print(f"trained {result.steps} steps{resumed} on {result.examples} examples: {loss}"
+              f"{result.wall_seconds:.0f} s")
     if result.adapter:
         print(f"adapter: {result.adapter}")
     if result.adapter_gguf:

@@ -108,6 +108,7 @@ class FinetuneResult:
     loss_history: list[dict] = field(default_factory=list)
     examples: int = 0
     wall_seconds: float = 0.0
+    already_done: bool = False  # found finished with this schedule; nothing ran
 
     @property
     def adapter(self) -> Path | None:
@@ -148,6 +149,23 @@ def _export_gguf_adapter(source, out: Path, full: bool) -> dict:
     return {"adapter_gguf": str(path)}
 
 
+def _already_finished(previous: dict | None, options: FinetuneOptions,
+                      out: Path) -> FinetuneResult | None:
+    """The recorded result when ``out`` holds this very fine-tune, finished with the same
+    schedule: a re-run (``selfinstruct loop`` resuming, say) then loads no model and
+    trains nothing. A longer schedule (more --max-steps or --epochs) resumes instead."""
+    if not previous or previous.get("status") != "done" or not (out / "merged").is_dir():
+        return None
+    recorded = previous.get("options", {})
+    if (recorded.get("max_steps"), recorded.get("epochs")) != (options.max_steps,
+                                                                options.epochs):
+        return None
+    return FinetuneResult(out, previous.get("steps", 0), previous.get("steps", 0),
+                          previous.get("train_loss", []),
+                          previous.get("data", {}).get("examples_used", 0), 0.0,
+                          already_done=True)
+
+
 def _require_training_stack():
     try:
         import peft
@@ -175,6 +193,9 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     passive_openmp_threads()
     torch, transformers, peft = _require_training_stack()
     previous = prepare_out_dir(out, manifest, options.force_new)
+    finished = _already_finished(previous, options, out)
+    if finished is not None:
+        return finished
     out.mkdir(parents=True, exist_ok=True)
 
     torch.set_num_threads(options.threads or _available_cores())
