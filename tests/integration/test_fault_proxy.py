@@ -15,7 +15,8 @@ from run_cli import cli, export_bytes, line_count
 pytestmark = pytest.mark.slow
 
 ARGS = ["--model", "smollm2", "--num-instructions", "5", "--seed", "5", "--quiet",
-        "--bootstrap-max-tokens", "256", "--max-concurrency", "2", "--request-timeout", "20"]
+        "--bootstrap-max-tokens", "256", "--max-concurrency", "2", "--request-timeout", "20",
+        "--instance-max-tokens-classification", "96", "--instance-max-tokens-generation", "96"]
 RATES = {"429": 0.10, "500": 0.06, "503": 0.06, "reset": 0.06, "slow": 0.04,
          "truncated": 0.08, "empty_choices": 0.08}  # about half of all first attempts
 

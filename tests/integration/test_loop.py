@@ -32,7 +32,7 @@ def test_loop_end_to_end(reference_run, tmp_path):
     out = tmp_path / "loop"
     shutil.copytree(run, out / "round-1" / "data")
     args = ["loop", "--out", str(out), *SMALL, "--seeds-only-arm",
-            "--max-steps", "3", "--batch-size", "2", "--max-seq-len", "256",
+            "--max-steps", "2", "--batch-size", "2", "--max-seq-len", "256",
             "--superni", str(SUPERNI), "--superni-max-per-task", "1", "--superni-tasks", TASKS,
             "--user-oriented", str(USER_ORIENTED), "--user-oriented-limit", "1",
             "--judge", "smollm2"]
@@ -44,7 +44,7 @@ def test_loop_end_to_end(reference_run, tmp_path):
         served = manifest["arms"][arm]
         assert served["model"] == "smollm2" and served["lora"].endswith("adapter.gguf")
         finetune = json.loads((out / arm / "finetune" / "finetune.json").read_text())
-        assert finetune["status"] == "done" and finetune["steps"] == 3
+        assert finetune["status"] == "done" and finetune["steps"] == 2
     # every arm answered the same SuperNI instances, and the comparison has them all
     comparison = json.loads((out / "comparison.json").read_text())
     assert comparison["instances"] == 2 and comparison["tasks"] == 2

@@ -39,13 +39,13 @@ def test_two_servers_both_serve_one_run(tmp_path):
             CountingProxy(first) as a, CountingProxy(second) as b:
         run = tmp_path / "run"
         cli("run", "--out", str(run), "--model", "smollm2", "--base-url", a.url,
-            "--base-url", b.url, "--num-instructions", "4", "--seed", "3", "--quiet",
-            "--instance-max-tokens-classification", "120",
-            "--instance-max-tokens-generation", "120", "--request-timeout", "600")
+            "--base-url", b.url, "--num-instructions", "2", "--seed", "3", "--quiet",
+            "--instance-max-tokens-classification", "64",
+            "--instance-max-tokens-generation", "64", "--request-timeout", "600")
         sent = {proxy.url: sum(proxy.posts.values()) for proxy in (a, b)}
     assert all(count > 0 for count in sent.values()), sent
-    assert line_count(run / "instructions.jsonl") == 4
-    assert line_count(run / "instances.jsonl") == 4
+    assert line_count(run / "instructions.jsonl") == 2
+    assert line_count(run / "instances.jsonl") == 2
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"]["base_url"] == f"{a.url},{b.url}"
     assert manifest["config"]["base_url"] == f"{a.url},{b.url}"
