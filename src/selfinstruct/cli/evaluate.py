@@ -20,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+from selfinstruct.cli.help import DefaultsFormatter
+
 MODEL_HELP = ("smollm2, gemma-3-270m, a .gguf path, transformers:PATH, or a server's "
               "model name")
 
@@ -43,13 +45,7 @@ def register(subparsers) -> None:
     _register_user_judge(steps)
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None and False (flags and 'not given')."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
+_Formatter = DefaultsFormatter
 
 
 def _formatter():

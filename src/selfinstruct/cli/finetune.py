@@ -11,19 +11,15 @@ import argparse
 import os
 import sys
 
+from selfinstruct.cli.help import DefaultsFormatter
+
 DEFAULTS_NOTE = ("Loss on the completion only (the paper's prompt loss weight 0), EOS "
                  "appended. LoRA unless --full. Re-running the same command into the same "
                  "--out resumes from the last checkpoint; --max-steps and --epochs may change "
                  "between runs, other options may not (--force-new starts over).")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None and False (flags and 'not given')."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
+_Formatter = DefaultsFormatter
 
 
 def register(subparsers) -> None:

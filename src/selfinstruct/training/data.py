@@ -30,6 +30,7 @@ from pathlib import Path
 
 from selfinstruct.context import derived_rng
 from selfinstruct.errors import UserError
+from selfinstruct.evaluation.jsonl import read_jsonl
 from selfinstruct.prompts import PromptTemplates, finetuning_example
 
 FORMATS = ("alpaca", "prompt-completion", "chat", "parquet")
@@ -132,16 +133,7 @@ def _instances_to_examples(file: Path, rows: list[tuple[int, object]], unit: str
 def _jsonl_examples(file: Path, text: str) -> tuple[str, tuple[Example, ...]]:
     fmt = None
     examples = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{file}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{where}: expected a JSON object")
+    for where, row in read_jsonl(file, "--data"):
         row_format = "chat" if "messages" in row else "prompt-completion"
         if fmt is None:
             fmt = row_format
