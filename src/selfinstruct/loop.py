@@ -123,15 +123,11 @@ def _train_file(options: LoopOptions, round_no: int, exports: list[Path]) -> Pat
 
 
 def _seed_tasks_file(options: LoopOptions) -> Path:
-    from selfinstruct.prompts import PromptTemplates
-    from selfinstruct.seeds import load_seeds
-    from selfinstruct.stages.export import render
+    from selfinstruct.stages.export import export_seed_tasks
 
-    seeds_path = options.run_overrides.get("seeds")
     path = Path(options.out) / "seeds-only" / "seed_tasks.alpaca.json"
-    tasks = load_seeds(seeds_path)
-    atomic_write_text(path, render(tasks, "alpaca", PromptTemplates.load(), options.seed))
-    return path
+    return export_seed_tasks(options.run_overrides.get("seeds"), "alpaca", path,
+                             options.seed)[0]
 
 
 def _finetune(options: LoopOptions, data: Path, out: Path) -> ServedModel:

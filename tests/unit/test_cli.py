@@ -62,6 +62,41 @@ def test_export_on_a_directory_that_is_not_a_run(tmp_path):
     assert proc.returncode == 2 and "is not a run directory" in proc.stderr
 
 
+def test_export_seeds_writes_every_seed_instance(tmp_path):
+    """``export --seeds``: the training file of the seeds-only ("no bootstrapping") arm."""
+    import json
+
+    from selfinstruct.seeds import load_seeds
+
+    out = tmp_path / "seeds.alpaca.json"
+    assert main(["export", "--seeds", "--format", "alpaca", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    tasks = load_seeds()
+    assert rows == [{"instruction": t.instruction, "input": i.input, "output": i.output}
+                    for t in tasks for i in t.instances]
+    seeds = tmp_path / "mine.jsonl"
+    seeds.write_text(json.dumps({"id": "s1", "instruction": "Add one.", "is_classification":
+                                 False, "instances": [{"input": "2", "output": "3"}]}) + "\n")
+    pairs = tmp_path / "mine.prompt-completion.jsonl"
+    assert main(["export", "--seeds", str(seeds), "--format", "prompt-completion",
+                 "-o", str(pairs)]) == 0
+    [row] = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert "Add one." in row["prompt"] and row["completion"].strip().startswith("3")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seeds"], "export --seeds: give the output file with --output"),
+    ([], "export: give a run directory (RUN) or --seeds"),
+    (["RUN", "--seeds", "-o", "x.json"], "give either a run directory (RUN) or --seeds"),
+    (["--seeds", "nope.jsonl", "-o", "x.json"], "--seeds: file not found: nope.jsonl"),
+])
+def test_export_seeds_bad_usage_exits_2(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", "selfinstruct", "export", *args],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_run_directory_with_other_parameters_is_refused(tmp_path):
     from selfinstruct.config import RunConfig
     from selfinstruct.context import open_context

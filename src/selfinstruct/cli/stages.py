@@ -37,7 +37,14 @@ def register(subparsers) -> None:
     from selfinstruct.stages.export import FORMATS
 
     exp = subparsers.add_parser("export", help="write the filtered tasks in a training format")
-    exp.add_argument("run", metavar="RUN", help="run directory")
+    exp.add_argument("run", metavar="RUN", nargs="?", help="run directory")
+    exp.add_argument("--seeds", nargs="?", const="bundled", metavar="FILE",
+                     help="export seed tasks instead of a run: the bundled ones, or FILE "
+                          "(seed_tasks.jsonl format); needs --output; for the seeds-only "
+                          "fine-tune, the paper's 'no bootstrapping' ablation")
+    exp.add_argument("--seed", type=int, default=0,
+                     help="with --seeds: seed of the random fine-tuning template choice "
+                          "(prompt-completion format)")
     exp.add_argument("--format", choices=FORMATS, default="alpaca", help="output format")
     exp.add_argument("-o", "--output", help="output file (default: RUN/exports/<format file>)")
     exp.add_argument("--reviewed", action="store_true",
@@ -106,6 +113,10 @@ def handle_export(args: argparse.Namespace) -> int:
     from selfinstruct.records import Task
     from selfinstruct.stages.export import DEFAULT_NAMES, export
 
+    if args.seeds is not None:
+        return _export_seeds(args)
+    if args.run is None:
+        raise UserError("export: give a run directory (RUN) or --seeds")
     for name, *_ in OPTIONS:  # export changes no parameter: use the run's own
         setattr(args, name, None)
     ctx = _existing_run_context(args)
@@ -123,4 +134,21 @@ def handle_export(args: argparse.Namespace) -> int:
         ctx.close()
     rows = sum(len(t.instances) for t in tasks)
     Console().print(f"wrote {rows} instances from {len(tasks)} tasks as {args.format}: {path}")
+    return 0
+
+
+def _export_seeds(args: argparse.Namespace) -> int:
+    from selfinstruct.stages.export import export_seed_tasks
+
+    if args.run is not None:
+        raise UserError("export: give either a run directory (RUN) or --seeds, not both")
+    if args.output is None:
+        raise UserError("export --seeds: give the output file with --output")
+    if args.reviewed:
+        raise UserError("export --seeds: --reviewed applies to a run, not to seed tasks")
+    seeds = None if args.seeds == "bundled" else args.seeds
+    path, tasks = export_seed_tasks(seeds, args.format, args.output, args.seed)
+    rows = sum(len(t.instances) for t in tasks)
+    Console().print(f"wrote {rows} instances from {len(tasks)} seed tasks as {args.format}: "
+                    f"{path}")
     return 0

@@ -99,3 +99,15 @@ def export(tasks: list[Task], fmt: str, path: str | Path, templates: PromptTempl
     else:
         atomic_write_text(target, render(tasks, fmt, templates, seed))
     return target
+
+
+def export_seed_tasks(seeds: str | Path | None, fmt: str, path: str | Path,
+                      seed: int) -> tuple[Path, list[Task]]:
+    """Export seed tasks (bundled when ``seeds`` is None) as training data.
+
+    Fine-tuning on these alone is the paper's "no bootstrapping" ablation.
+    """
+    from selfinstruct.seeds import load_seeds
+
+    tasks = load_seeds(seeds)
+    return export(tasks, fmt, path, PromptTemplates.load(), seed), tasks
