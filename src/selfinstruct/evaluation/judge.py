@@ -50,13 +50,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request, Sampling
-from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.errors import UserError
+from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.fit import fit_prompt, token_counter
 from selfinstruct.evaluation.ratings import rated_keys, rating_record, ratings_log
 from selfinstruct.evaluation.rundir import open_eval_dir, record_session
 from selfinstruct.evaluation.user_oriented import Response
-from selfinstruct.executor import UsageStats, run_requests
 from selfinstruct.progress import Reporter, SilentReporter
 
 JUDGE_MAX_TOKENS = 96
@@ -210,26 +209,15 @@ def judge(backend: Backend, judge_model: dict, responses: list[Response], out: s
         truncated += cut
         requests.append(Request(prompt, sampling, prefix=JUDGE_RUBRIC, chat=chat))
 
-    stats = UsageStats()
-    unparsed, failed, first_error = 0, 0, None
-    cache = ResponseCache(folder / "cache.sqlite")
-    try:
-        with reporter.stage("judge", len(requests)) as bar:
-            for i, completion in run_requests(backend, requests, cache=cache,
-                                              max_concurrency=max_concurrency, stats=stats):
-                bar.advance()
-                if not completion.ok:
-                    failed += 1
-                    first_error = first_error or completion.error
-                    bar.note(f"{failed} failed")
-                    continue
-                rating, reasoning, error = parse_rating(completion.text)
-                unparsed += rating is None
-                item = todo[i]
-                log.append([rating_record(item.model, item.instance_id, rater, rating,
-                                          reasoning, error, completion.text)])
-    finally:
-        cache.close()
+    tally, unparsed = Tally(), 0
+    for i, completion in answers(backend, requests, folder, reporter, "judge",
+                                 max_concurrency, tally):
+        rating, reasoning, error = parse_rating(completion.text)
+        unparsed += rating is None
+        item = todo[i]
+        log.append([rating_record(item.model, item.instance_id, rater, rating, reasoning,
+                                  error, completion.text)])
+    failed, first_error, stats = tally.failed, tally.first_error, tally.stats
     wall = time.perf_counter() - started
     result = JudgeResult(len(todo) - failed, len(responses) - len(todo), unparsed, failed,
                          truncated, wall, first_error)

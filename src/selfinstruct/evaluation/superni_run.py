@@ -54,12 +54,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request, Sampling
-from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.errors import UserError
+from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.fit import fit_prompt, token_counter
 from selfinstruct.evaluation.rundir import file_sha256, open_eval_dir, record_session
 from selfinstruct.evaluation.superni import SuperNIInstance, SuperNIScores, score
-from selfinstruct.executor import UsageStats, run_requests
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.rundir import JsonlLog, atomic_write_text
 
@@ -192,28 +191,16 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
         requests.append(Request(prompt, sampling, chat=settings.chat))
         truncated.append(cut)
 
-    stats = UsageStats()
-    failed, first_error = 0, None
-    cache = ResponseCache(folder / "cache.sqlite")
-    try:
-        with reporter.stage("superni", len(requests)) as bar:
-            for i, completion in run_requests(backend, requests, cache=cache,
-                                              max_concurrency=max_concurrency, stats=stats):
-                bar.advance()
-                if not completion.ok:
-                    failed += 1
-                    first_error = first_error or completion.error
-                    bar.note(f"{failed} failed")
-                    continue
-                record = {"id": todo[i].id, "task": todo[i].task,
-                          "prediction": trim(completion.text, settings.trim),
-                          "completion": completion.text,
-                          "finish_reason": completion.finish_reason}
-                if truncated[i]:
-                    record["input_truncated"] = True
-                log.append([record])
-    finally:
-        cache.close()
+    tally = Tally()
+    for i, completion in answers(backend, requests, folder, reporter, "superni",
+                                 max_concurrency, tally):
+        record = {"id": todo[i].id, "task": todo[i].task,
+                  "prediction": trim(completion.text, settings.trim),
+                  "completion": completion.text, "finish_reason": completion.finish_reason}
+        if truncated[i]:
+            record["input_truncated"] = True
+        log.append([record])
+    failed, first_error, stats = tally.failed, tally.first_error, tally.stats
 
     predictions = {rec["id"]: rec["prediction"] for rec in log.open()}
     with reporter.stage("score", len(instances)) as bar:

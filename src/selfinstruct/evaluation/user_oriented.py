@@ -36,11 +36,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request, Sampling
-from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.errors import UserError
+from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.jsonl import field, read_jsonl
 from selfinstruct.evaluation.rundir import file_sha256, open_eval_dir, record_session
-from selfinstruct.executor import UsageStats, run_requests
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.rundir import JsonlLog
 
@@ -181,25 +180,14 @@ def run_user_oriented(backend: Backend, model: dict, name: str, data_path: str |
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     requests = [Request(build_prompt(it.instruction, it.input), sampling, chat=chat)
                 for it in todo]
-    stats = UsageStats()
-    failed, first_error = 0, None
-    cache = ResponseCache(folder / "cache.sqlite")
-    try:
-        with reporter.stage("user-oriented", len(requests)) as bar:
-            for i, completion in run_requests(backend, requests, cache=cache,
-                                              max_concurrency=max_concurrency, stats=stats):
-                bar.advance()
-                if not completion.ok:
-                    failed += 1
-                    first_error = first_error or completion.error
-                    bar.note(f"{failed} failed")
-                    continue
-                item = todo[i]
-                log.append([{"id": item.id, "prompt": requests[i].prompt,
-                             "instruction": item.instruction, "input": item.input,
-                             "response": completion.text, "target": item.target}])
-    finally:
-        cache.close()
+    tally = Tally()
+    for i, completion in answers(backend, requests, folder, reporter, "user-oriented",
+                                 max_concurrency, tally):
+        item = todo[i]
+        log.append([{"id": item.id, "prompt": requests[i].prompt,
+                     "instruction": item.instruction, "input": item.input,
+                     "response": completion.text, "target": item.target}])
+    failed, first_error, stats = tally.failed, tally.first_error, tally.stats
     wall = time.perf_counter() - started
     result = UserOrientedRunResult(path, len(items), len(items) - len(todo),
                                    len(todo) - failed, failed, wall, first_error)
