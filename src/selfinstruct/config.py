@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from selfinstruct.backends.base import Sampling
 from selfinstruct.backends.endpoints import split_base_urls
 from selfinstruct.errors import UserError
+from selfinstruct.recipes import CLASSIFIERS, DEFAULT_RECIPE, RECIPES, Recipe
 
 # Fields that may change between a run and its resumption without changing any record.
 # Where the requests run (executor, ray_address, replicas) is one: the embedded model gives
@@ -25,6 +26,10 @@ EXECUTORS = ("local", "ray")
 
 @dataclass
 class RunConfig:
+    # which decisions: "paper" (the original code's) or "refined" (see recipes.py)
+    recipe: str = DEFAULT_RECIPE
+    # classification rule; None: the recipe's ("paper" greedy Yes/No, or "calibrated")
+    classifier: str | None = None
     # what to generate
     num_instructions: int = 100
     seed: int = 42
@@ -34,6 +39,9 @@ class RunConfig:
     model: str = "smollm2"
     base_url: str | None = None
     lora: str | None = None  # llama.cpp LoRA adapter (GGUF) on the embedded model
+    # a llama.cpp LoRA adapter of the same model that writes the instances ("the answerer"),
+    # e.g. one fine-tuned on the seed tasks; None: the model itself answers
+    answer_lora: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     chat: bool = False
     n_ctx: int = 4096
@@ -62,6 +70,9 @@ class RunConfig:
     bootstrap_max_tokens: int = 1024
     similarity_threshold: float = 0.7
     max_requests: int = 0  # 0: 20 requests per instruction asked for
+    # evaluation sets to keep away from (comma-joined paths); instructions too close to
+    # one are dropped as rejects
+    decontaminate: str | None = None
     # instances
     max_instances_per_task: int = 5
     instance_presence_penalty: float = 1.5
@@ -106,12 +117,31 @@ class RunConfig:
             except UserError as error:
                 error.field = "base_url"
                 raise
+        for name, allowed in (("recipe", tuple(RECIPES)), ("classifier", CLASSIFIERS)):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                error = UserError(f"--{name}: must be one of {', '.join(allowed)}, "
+                                  f"got {value!r}")
+                error.field = name
+                raise error
         if self.executor not in EXECUTORS:
             error = UserError(f"--executor: must be one of {', '.join(EXECUTORS)}, "
                               f"got {self.executor!r}")
             error.field = "executor"
             raise error
         return self
+
+    @property
+    def recipe_settings(self) -> Recipe:
+        return RECIPES[self.recipe]
+
+    @property
+    def classification_rule(self) -> str:
+        return self.classifier or self.recipe_settings.classifier
+
+    @property
+    def decontamination_files(self) -> list[str]:
+        return [p for p in (self.decontaminate or "").split(",") if p]
 
     @property
     def request_budget(self) -> int:
@@ -153,9 +183,11 @@ class RunConfig:
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable differences that matter for resuming (``RESUMABLE_FIELDS`` excluded)."""
     out = []
+    defaults = RunConfig().as_dict()
     for key in sorted(set(old) | set(new)):
         if key in RESUMABLE_FIELDS:
             continue
-        if old.get(key) != new.get(key):
+        # a key missing from an older manifest had its default then
+        if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key)):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return out

@@ -17,6 +17,14 @@ _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 # (field, group, type, help). Booleans become --flag / --no-flag.
 OPTIONS: list[tuple[str, str, type, str]] = [
+    ("recipe", "generation", str, ("paper: the original code, decision for decision; refined: "
+                                   "calibrated classification, leak and decontamination "
+                                   "filters (see the README)")),
+    ("classifier", "generation", str, ("classification rule: paper (greedy Yes/No) or "
+                                       "calibrated (Yes-No margin, threshold fitted on the "
+                                       "seeds); default: the recipe's")),
+    ("decontaminate", "generation", str, ("evaluation set (JSONL) whose tasks the data must "
+                                          "not copy; repeat it for several")),
     ("num_instructions", "generation", int, "machine instructions to keep"),
     ("seed", "generation", int, "run seed; every random choice derives from it"),
     ("seeds", "generation", str, "seed tasks file (JSONL, original schema); default: ours"),
@@ -28,6 +36,8 @@ OPTIONS: list[tuple[str, str, type, str]] = [
                              "server's model name")),
     ("lora", "model", str, ("llama.cpp LoRA adapter (GGUF) for the embedded model, e.g. "
                            "from selfinstruct finetune")),
+    ("answer_lora", "model", str, ("llama.cpp LoRA adapter of the same model that writes "
+                                   "the instances, e.g. a fine-tune on the seed tasks")),
     ("base_url", "model", str, ("OpenAI-compatible server URL (vLLM, llama.cpp, Ollama...); "
                                 "repeat it, or separate URLs by commas, to spread requests "
                                 "over several servers")),
@@ -65,7 +75,7 @@ OPTIONS: list[tuple[str, str, type, str]] = [
 
 # Options that may be given several times; the values are joined by commas, which is
 # how the configuration stores a list (so a single value reads exactly as before).
-REPEATABLE = {"base_url"}
+REPEATABLE = {"base_url", "decontaminate"}
 
 
 class _JoinRepeated(argparse.Action):

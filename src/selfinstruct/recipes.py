@@ -1,0 +1,51 @@
+"""Named recipes: which decisions a run makes where the paper leaves room or falls short.
+
+A recipe is a bundle of choices, read by the stages through ``RunConfig.recipe_settings``.
+
+- ``paper`` reproduces the original Self-Instruct code decision for decision: the greedy
+  Yes/No classification rule, a bootstrap completion that hit ``max_tokens`` dropped
+  whole, no filter beyond the paper's. Its files are byte-identical to what that code
+  decides (tested against the original code's recorded decisions).
+- ``refined`` keeps the paper's loop and fixes what makes a small model's data wrong:
+  a calibrated classification rule (the log-probability margin of Yes over No, with a
+  threshold fitted on labelled seed tasks), only the truncated last candidate of a
+  bootstrap completion dropped, instances that copy a demonstration of their own prompt
+  dropped, and instructions too close to an evaluation set dropped (decontamination).
+  Instances may be written by a different adapter of the same model (``--answer-lora``,
+  e.g. one fine-tuned on the seed tasks: "round 0").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLASSIFIERS = ("paper", "calibrated")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    classifier: str  # "paper": greedy Yes/No; "calibrated": Yes-No margin above a fitted threshold
+    drop_truncated_completion: bool  # True: a bootstrap completion that hit max_tokens yields nothing
+    filter_demonstration_leaks: bool  # drop instances that copy their prompt's demonstrations
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(
+        name="paper",
+        summary="the original Self-Instruct code, decision for decision",
+        classifier="paper",
+        drop_truncated_completion=True,
+        filter_demonstration_leaks=False,
+    ),
+    "refined": Recipe(
+        name="refined",
+        summary=("calibrated classification, demonstration-leak and decontamination filters, "
+                 "an optional answering adapter"),
+        classifier="calibrated",
+        drop_truncated_completion=False,
+        filter_demonstration_leaks=True,
+    ),
+}
+DEFAULT_RECIPE = "paper"
