@@ -7,10 +7,14 @@ and the bound it broke. ``from_dict`` rejects unknown keys. The manifest stores
 
 from __future__ import annotations
 
+import functools
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, fields
 
 from selfinstruct.backends.base import Sampling
-from selfinstruct.backends.endpoints import split_base_urls
+from selfinstruct.backends.endpoints import redact_base_urls, split_base_urls
 from selfinstruct.errors import UserError
 from selfinstruct.recipes import CLASSIFIERS, DEFAULT_RECIPE, RECIPES, Recipe
 
@@ -80,6 +84,8 @@ class RunConfig:
     instance_max_tokens_generation: int = 350
 
     def validate(self) -> RunConfig:
+        self._check_types()
+
         def bound(name: str, low: float, high: float | None = None) -> None:
             value = getattr(self, name)
             if value < low or (high is not None and value > high):
@@ -131,6 +137,31 @@ class RunConfig:
             raise error
         return self
 
+    def _check_types(self) -> None:
+        """Every field holds a value of its declared type (from flags, a config file or a
+        manifest), and every float is finite: NaN passes every ``<`` bound unnoticed and
+        infinity is no setting; neither would survive the manifest's JSON."""
+        for name, kind in _field_kinds().items():
+            value = getattr(self, name)
+            if value is None and name in _NULLABLE_FIELDS:
+                continue
+            is_bool = isinstance(value, bool)
+            if kind is float and isinstance(value, int) and not is_bool:
+                value = float(value)
+                setattr(self, name, value)
+            fits = isinstance(value, kind) and (kind is bool or not is_bool) \
+                if kind in (bool, int, float, str) else True
+            flag = "--" + name.replace("_", "-")
+            if not fits:
+                error = UserError(f"{flag}: expected {_KIND_NAMES[kind]}, got "
+                                  f"{_describe(value)}")
+                error.field = name
+                raise error
+            if kind is float and not math.isfinite(value):
+                error = UserError(f"{flag}: must be a finite number, got {value}")
+                error.field = name
+                raise error
+
     @property
     def recipe_settings(self) -> Recipe:
         return RECIPES[self.recipe]
@@ -180,10 +211,45 @@ class RunConfig:
         )
 
 
+_KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+@functools.cache
+def _field_kinds() -> dict[str, type]:
+    """Each field's type; ``X | None`` fields are listed as ``X``."""
+    hints = typing.get_type_hints(RunConfig)
+    out = {}
+    for f in fields(RunConfig):
+        hint = hints[f.name]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = args[0] if len(args) == 1 else hint
+        out[f.name] = hint
+    return out
+
+
+_NULLABLE_FIELDS = frozenset(f.name for f in fields(RunConfig) if f.default is None)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "null" if value is None else type(value).__name__
+
+
 def differences(old: dict, new: dict) -> list[str]:
     """Human-readable differences that matter for resuming (``RESUMABLE_FIELDS`` excluded)."""
     out = []
     defaults = RunConfig().as_dict()
+    old, new = stored_config(old), stored_config(new)  # credentials never compared, or shown
     for key in sorted(set(old) | set(new)):
         if key in RESUMABLE_FIELDS:
             continue
@@ -191,3 +257,10 @@ def differences(old: dict, new: dict) -> list[str]:
         if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key)):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return out
+
+
+def stored_config(config: dict) -> dict:
+    """``config`` as the manifest stores it: a ``base_url`` without its credentials."""
+    if not config.get("base_url") or not isinstance(config["base_url"], str):
+        return config
+    return {**config, "base_url": redact_base_urls(config["base_url"])}

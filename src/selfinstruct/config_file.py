@@ -33,6 +33,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 # Fields that name files: a relative path in a config file is relative to that file, so a
 # config file and the seeds beside it work from any working directory.
 PATH_FIELDS = ("seeds", "prompts")
+# Fields that hold comma-joined file paths; each relative one is relative to the file too.
+PATH_LIST_FIELDS = ("decontaminate",)
 
 _TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number",
                str: "a string"}
@@ -151,6 +153,10 @@ def _checked(name: str, value, where: str, base_dir: Path):
         value = float(value)
     if name in PATH_FIELDS and not Path(value).expanduser().is_absolute():
         value = str(base_dir / Path(value).expanduser())
+    if name in PATH_LIST_FIELDS:
+        value = ",".join(p if Path(p).expanduser().is_absolute()
+                         else str(base_dir / Path(p).expanduser())
+                         for p in value.split(",") if p)
     return value
 
 

@@ -17,15 +17,24 @@ from pathlib import Path
 from selfinstruct import __version__
 from selfinstruct.backends.base import Backend
 from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.backends.endpoints import has_redacted_credentials
 from selfinstruct.backends.registry import ModelInfo, open_backend
 from selfinstruct.budget import Budget
-from selfinstruct.config import RunConfig, differences
+from selfinstruct.config import RunConfig, differences, stored_config
+from selfinstruct.decontamination import load_decontaminator
 from selfinstruct.errors import UserError
 from selfinstruct.executor import UsageStats
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Task
-from selfinstruct.rundir import FORMAT_VERSION, RunDir, read_manifest, write_manifest
+from selfinstruct.rundir import (
+    FORMAT_VERSION,
+    RunDir,
+    RunLock,
+    is_finite_number,
+    read_manifest,
+    write_manifest,
+)
 from selfinstruct.seeds import load_seeds
 
 
@@ -52,29 +61,49 @@ class RunContext:
     reporter: Reporter = field(default_factory=SilentReporter)
     stats: dict[str, UsageStats] = field(default_factory=dict)
     _backend: Backend | None = None
+    _answer_backend: Backend | None = None
     _model_info: ModelInfo | None = None
     _cache: ResponseCache | None = None
     _budget: Budget | None = None
     manifest: dict = field(default_factory=dict)
+    _lock: RunLock | None = None  # this process's writer lock on the run directory
 
     # The backend opens lazily: export and postprocess never load a model.
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            c = self.config
-            options = {"base_url": c.base_url, "api_key_env": c.api_key_env,
-                       "n_ctx": c.n_ctx, "prefix_cache": c.prefix_cache,
-                       "request_timeout": c.request_timeout, "lora": c.lora}
-            if c.executor == "ray":  # the only place that imports Ray
-                from selfinstruct.backends.ray_actors import open_on_ray
-
-                self._backend, self._model_info = open_on_ray(
-                    c.model, options, address=c.ray_address, replicas=c.replicas)
-            else:
-                self._backend, self._model_info = open_backend(c.model, **options)
-            self.manifest["model"] = self._model_info.as_dict()
+            self.connect()
             self.save_manifest()
         return self._backend
+
+    def connect(self) -> None:
+        """Open the backend (load the model, reach the server) without writing anything."""
+        if self._backend is None:
+            self._backend, self._model_info = self._open(self.config.lora)
+            self.manifest["model"] = self._model_info.as_dict()
+
+    @property
+    def answer_backend(self) -> Backend:
+        """The model that writes the instances: the same model with ``--answer-lora``
+        applied when one is given (e.g. its fine-tune on the seed tasks), else the model."""
+        if self.config.answer_lora is None:
+            return self.backend
+        if self._answer_backend is None:
+            self._answer_backend, info = self._open(self.config.answer_lora)
+            self.manifest["answer_model"] = info.as_dict()
+            self.save_manifest()
+        return self._answer_backend
+
+    def _open(self, lora: str | None) -> tuple[Backend, ModelInfo]:
+        c = self.config
+        options = {"base_url": c.base_url, "api_key_env": c.api_key_env,
+                   "n_ctx": c.n_ctx, "prefix_cache": c.prefix_cache,
+                   "request_timeout": c.request_timeout, "lora": lora}
+        if c.executor == "ray":  # the only place that imports Ray
+            from selfinstruct.backends.ray_actors import open_on_ray
+
+            return open_on_ray(c.model, options, address=c.ray_address, replicas=c.replicas)
+        return open_backend(c.model, **options)
 
     @property
     def cache(self) -> ResponseCache:
@@ -96,7 +125,10 @@ class RunContext:
         return self.stats.setdefault(stage, UsageStats())
 
     def save_manifest(self) -> None:
-        self.manifest["usage"] = {name: s.as_dict() for name, s in self.stats.items()}
+        # usage adds up across sessions: each session's own, and the run's total
+        sessions = self.manifest.setdefault("sessions", [{"started_at": now()}])
+        sessions[-1]["usage"] = {name: s.as_dict() for name, s in self.stats.items()}
+        self.manifest["usage"] = total_usage(sessions)
         member_usage = getattr(self._backend, "member_usage", None)
         if member_usage is not None:  # a pool of servers or Ray actors: who served what
             self.manifest["members"] = member_usage()
@@ -108,35 +140,86 @@ class RunContext:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
-        close_backend = getattr(self._backend, "close", None)
-        if close_backend is not None:  # Ray actors end here, not at interpreter exit
-            self.save_manifest()
-            close_backend()
-            self._backend = None
+        close_answer = getattr(self._answer_backend, "close", None)
+        if close_answer is not None:
+            close_answer()
+            self._answer_backend = None
+        try:
+            close_backend = getattr(self._backend, "close", None)
+            if close_backend is not None:  # Ray actors end here, not at interpreter exit
+                self.save_manifest()
+                close_backend()
+                self._backend = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
 
 def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
                  reporter: Reporter | None = None) -> RunContext:
-    """Open (or create) a run directory for ``config``. Validates inputs before writing."""
+    """Open (or create) a run directory for ``config``. Validates inputs before writing.
+
+    The returned context holds the run's writer lock (:meth:`RunDir.lock`) until
+    :meth:`RunContext.close`: a second writer of the same directory is refused."""
     config.validate()
+    if not str(out).strip():
+        raise UserError("--out: the path is empty; give a directory")
+    if has_redacted_credentials(config.base_url):
+        raise UserError("--base-url: the run's server URL held credentials, which are never "
+                        "saved; give --base-url again, with them")
     seeds = load_seeds(config.seeds)
     templates = PromptTemplates.load(config.prompts)
+    load_decontaminator(config.decontamination_files)  # read once, checked before writing
     _check_model(config)
     run = RunDir(out)
-    existing = read_manifest(run.path) if run.path.exists() else None
+    _existing_run(run, config, force_new)  # refuse before creating or locking anything
+    run.create()
+    lock = run.lock()  # one writer at a time; everything below runs under the lock
+    try:
+        existing = _existing_run(run, config, force_new)  # again: it may have changed
+        clearing = existing is not None and force_new
+        context = _new_context(run, config, seeds, templates, reporter,
+                               None if clearing else existing)
+        context._lock = lock
+        if clearing:
+            # the model loads (or the server answers) before the old run is removed
+            context.connect()
+            _clear(run)
+        context.save_manifest()
+    except BaseException:
+        lock.release()
+        raise
+    return context
+
+
+def _existing_run(run: RunDir, config: RunConfig, force_new: bool) -> dict | None:
+    """The manifest of the run ``config`` resumes; a UserError if it may not."""
+    existing = read_manifest(run.path) if run.path.is_dir() else None
     if existing is not None and not _has_records(run):
         existing = None  # a run that wrote nothing yet (say, its server was down) starts afresh
     if existing is not None and not force_new:
-        diff = differences(existing.get("config", {}), config.as_dict())
+        diff = differences(existing.get("config") or {}, config.as_dict())
         if diff:
             raise UserError(
                 f"{run.path} holds a run with other parameters ({'; '.join(diff)}); "
                 "use another --out, the same parameters, or --force-new to start over"
             )
     if existing is not None and force_new:
-        _clear(run)
-        existing = None
-    run.create()
+        foreign = _foreign_exports(run)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
+                                              if len(foreign) > 3 else "")
+            raise UserError(
+                f"--force-new: {run.exports} holds files this run did not write ({shown}); "
+                "--force-new deletes the old run's exports, so move those files away first"
+            )
+    return existing
+
+
+def _new_context(run: RunDir, config: RunConfig, seeds: list[Task],
+                 templates: PromptTemplates, reporter: Reporter | None,
+                 existing: dict | None) -> RunContext:
     manifest = existing or {
         "format_version": FORMAT_VERSION,
         "started_at": now(),
@@ -144,7 +227,7 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
     manifest.update({
         "selfinstruct_version": __version__,
         "python": platform.python_version(),
-        "config": config.as_dict(),
+        "config": stored_config(config.as_dict()),
         "seed": config.seed,
         "seeds": {"source": config.seeds or "bundled", "count": len(seeds)},
         "prompts": config.prompts or "bundled",
@@ -152,10 +235,28 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
     manifest.setdefault("resumed", 0)
     if existing is not None:
         manifest["resumed"] += 1
-    context = RunContext(run=run, config=config, seeds=seeds, templates=templates,
-                         reporter=reporter or SilentReporter(), manifest=manifest)
-    context.save_manifest()
-    return context
+    sessions = manifest.get("sessions")
+    if sessions is None:  # a manifest from before sessions: its usage was one session's
+        sessions = [{"usage": manifest["usage"]}] if manifest.get("usage") else []
+    manifest["sessions"] = [*sessions, {"started_at": now(), "usage": {}}]
+    return RunContext(run=run, config=config, seeds=seeds, templates=templates,
+                      reporter=reporter or SilentReporter(), manifest=manifest)
+
+
+def total_usage(sessions: list[dict]) -> dict:
+    """Per stage, each counter summed over the sessions of a run."""
+    total: dict[str, dict] = {}
+    for session in sessions:
+        for stage, counters in (session.get("usage") or {}).items():
+            into = total.setdefault(stage, {})
+            for name, value in (counters or {}).items():
+                if is_finite_number(value):
+                    into[name] = into.get(name, 0) + value
+    for counters in total.values():
+        for name, value in counters.items():
+            if isinstance(value, float):
+                counters[name] = round(value, 3)
+    return total
 
 
 def _has_records(run: RunDir) -> bool:
@@ -171,6 +272,24 @@ def _check_model(config: RunConfig) -> None:
         resolve_gguf(config.model)
 
 
+def _foreign_exports(run: RunDir) -> list[str]:
+    """Names in ``RUN/exports`` that no export of a run writes (the user's own files)."""
+    from selfinstruct.stages.export import DEFAULT_NAMES
+
+    if not run.exports.is_dir():
+        return []
+    ours = set(DEFAULT_NAMES.values())
+    ours |= {f"reviewed_{name}" for name in ours}
+    foreign = []
+    for entry in sorted(run.exports.iterdir()):
+        name = entry.name
+        temporary = name.startswith(".") and name.endswith(".tmp") and \
+            any(name.startswith(f".{own}.") for own in ours)
+        if entry.is_symlink() or not entry.is_file() or not (name in ours or temporary):
+            foreign.append(name)
+    return foreign
+
+
 def _clear(run: RunDir) -> None:
     """--force-new: remove the files a run writes (and nothing else)."""
     import shutil
@@ -182,5 +301,52 @@ def _clear(run: RunDir) -> None:
                  run.cache_path.with_name("cache.sqlite-shm")]:
         if path.exists():
             path.unlink()
-    if run.exports.exists():
+    if run.exports.exists() and not _foreign_exports(run):  # checked before; never theirs
         shutil.rmtree(run.exports)
+
+
+@dataclass
+class RunView:
+    """A run directory opened for reading only (``export``): its manifest, parameters and
+    templates. Opening it writes nothing, takes no lock and loads no model."""
+
+    run: RunDir
+    manifest: dict
+    config: RunConfig
+    templates: PromptTemplates
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The pid of a process writing the run now (see :meth:`RunDir.writer_pid`)."""
+        return self.run.writer_pid()
+
+    def close(self) -> None:
+        """Nothing to release (the same interface as :class:`RunContext`)."""
+
+
+def open_run_readonly(path: str | Path) -> RunView:
+    """Open an existing run directory without changing anything in it."""
+    if not str(path).strip():
+        raise UserError("RUN: the path is empty; give a run directory")
+    run = RunDir(path)
+    manifest = read_manifest(run.path) if run.path.is_dir() else None
+    if manifest is None:
+        raise UserError(f"{run.path} is not a run directory (no manifest.json); "
+                        "start one with 'selfinstruct generate --out DIR' or 'selfinstruct run'")
+    config = config_from_manifest(manifest, run.path / "manifest.json")
+    return RunView(run=run, manifest=manifest, config=config,
+                   templates=PromptTemplates.load(config.prompts))
+
+
+def config_from_manifest(manifest: dict, where: str | Path) -> RunConfig:
+    """The parameters a manifest records, checked like flags (types, bounds, finite
+    numbers); an error names the manifest."""
+    try:
+        return RunConfig.from_dict(dict(manifest.get("config") or {}), where=str(where))
+    except UserError as error:
+        message = str(error)
+        if message.startswith(str(where)):
+            raise
+        raise UserError(f"{where}: config: {message}") from None
+    except TypeError as error:  # pragma: no cover - from_dict checks keys and types first
+        raise UserError(f"{where}: config: {error}") from None

@@ -12,7 +12,8 @@ texts of an optional ``against`` seed file), and writes:
   "line": 17}``, where ``nearest`` is the earliest kept (or seed) text with that score.
 
 Both files are written to a temporary file in the same directory and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written file where a good one was.
+``os.replace``, so an interrupted run never leaves a half-written file where a good one was;
+a target that is not a regular file (a directory, ``/dev/null``, a FIFO, a link) is refused.
 Bad input raises :class:`~selfinstruct.errors.UserError` naming the file and line.
 
 Deliberately left out: the other Self-Instruct filters (length, keywords, punctuation), any
@@ -25,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from pathlib import Path
 
 from selfinstruct.errors import UserError
 from selfinstruct.novelty import DEFAULT_THRESHOLD, NoveltyIndex
+from selfinstruct.rundir import atomic_write, check_output_path
 
 __all__ = ["DedupSummary", "Record", "dedup_file", "read_records"]
 
@@ -121,31 +122,19 @@ def read_records(path: str | os.PathLike[str], field: str = "instruction") -> li
 
 
 def _write_atomically(path: Path, lines: Iterator[str]) -> None:
+    """Write the lines with the one output writer (:func:`selfinstruct.rundir.atomic_write`):
+    temporary file, fsync, rename; a target that is not a regular file is refused, and a
+    replaced file keeps its mode."""
     directory = path.parent
     if not directory.is_dir():
         raise UserError(f"{path}: directory {directory} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes it 0600; give it a normal file's mode
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for line in lines:
-                f.write(line)
-                f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
+    def write(handle) -> None:
+        for line in lines:
+            handle.write(line.encode("utf-8"))
+            handle.write(b"\n")
 
-def _file_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777  # replacing a file: keep its mode
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    atomic_write(path, write)
 
 
 def dedup_file(
@@ -167,6 +156,9 @@ def dedup_file(
     if not (isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0):
         raise UserError(f"--threshold must be between 0 and 1, got {threshold!r}")
     started = time.perf_counter()
+    for target in (out_path, rejects_path):
+        if target is not None:  # before the work, not after it
+            check_output_path(target)
     records = read_records(in_path, field)
     seeds = read_records(against, field) if against is not None else []
     index = NoveltyIndex((s.text for s in seeds), use_stemmer=use_stemmer)

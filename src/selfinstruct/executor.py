@@ -15,6 +15,12 @@ Ray actors pooled in a :class:`~selfinstruct.backends.balanced.BalancedBackend` 
 one backend here. A backend that declares a ``parallelism`` (its number of members) gets
 at least that many batches in flight, whatever ``max_concurrency`` says, so that no
 member sits idle.
+
+A server backend that declares ``adaptive_concurrency`` (the OpenAI-compatible one) gets an
+AIMD limiter (:mod:`selfinstruct.backends.limiter`): ``max_concurrency`` becomes the most
+attempts in flight, and the limiter keeps fewer while the server throttles (429, 503,
+timeouts), pausing for its Retry-After. The embedded backend runs one request at a time
+anyway, and a pool of servers keeps its fixed concurrency.
 """
 
 from __future__ import annotations
@@ -25,8 +31,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from selfinstruct.backends.base import Backend, BackendError, Completion, Request, request_key
+from selfinstruct.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    FatalBackendError,
+    Request,
+    request_key,
+)
 from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.backends.limiter import AIMDLimiter, shared_limiter
 from selfinstruct.backends.retry import RetryPolicy, RetryStats, call_with_retry
 from selfinstruct.budget import Budget, BudgetExhausted
 
@@ -69,12 +83,18 @@ class UsageStats:
 
 
 def _send(backend: Backend, batch: Sequence[Request], policy: RetryPolicy,
-          stats: UsageStats, seed: int) -> list[Completion]:
+          stats: UsageStats, seed: int, limiter: AIMDLimiter | None = None) -> list[Completion]:
     started = time.perf_counter()
+
+    def attempt() -> list[Completion]:
+        if limiter is None:
+            return backend.complete(batch)
+        return limiter.call(lambda: backend.complete(batch))
+
     try:
-        results = call_with_retry(
-            lambda: backend.complete(batch), policy, stats.retry, jitter_seed=seed
-        )
+        results = call_with_retry(attempt, policy, stats.retry, jitter_seed=seed)
+    except FatalBackendError:  # a rejected key: the run stops, nothing is recorded as failed
+        raise
     except BackendError as exc:
         reason = f"{type(exc).__name__}: {exc}"
         return [Completion.failed(reason) for _ in batch]
@@ -101,11 +121,14 @@ def run_requests(
     stats: UsageStats | None = None,
     on_complete: Callable[[int, Completion], None] | None = None,
     budget: Budget | None = None,
+    adaptive: bool | None = None,
 ) -> Iterator[tuple[int, Completion]]:
     """Yield ``(index, completion)`` for every request, in request order.
 
     With a ``budget``, no request is sent once it is exhausted: the requests in flight
-    finish and are yielded, then :class:`BudgetExhausted` is raised."""
+    finish and are yielded, then :class:`BudgetExhausted` is raised.
+    ``adaptive``: AIMD concurrency up to ``max_concurrency``; None: when the backend
+    declares ``adaptive_concurrency``."""
     stats = stats if stats is not None else UsageStats()
     retry = retry or RetryPolicy()
     identity = backend.identity
@@ -120,6 +143,9 @@ def run_requests(
             misses.append(i)
     batches = [misses[i:i + max(1, batch_size)] for i in range(0, len(misses), max(1, batch_size))]
     in_flight = max(1, max_concurrency, getattr(backend, "parallelism", 1))
+    if adaptive is None:
+        adaptive = bool(getattr(backend, "adaptive_concurrency", False))
+    limiter = shared_limiter(backend, in_flight) if adaptive else None
 
     next_to_yield = 0
 
@@ -151,7 +177,7 @@ def run_requests(
                     return
             batch = queue.pop()
             pending[pool.submit(_send, backend, [requests[i] for i in batch], retry,
-                                stats, batch[0])] = batch
+                                stats, batch[0], limiter)] = batch
 
         try:
             for _ in range(in_flight):

@@ -17,6 +17,11 @@ writes round 2's data, and round 2 fine-tunes M on rounds 1 and 2 together: iter
 self-instruct, which the paper did not do. Fine-tuning always starts from M, so rounds
 differ only in their data.
 
+The generation rounds keep the loop's own evaluation sets out of their data: the
+``superni`` and ``user_oriented`` files are passed as ``--decontaminate`` files
+(:mod:`selfinstruct.decontamination`) unless ``decontaminate_eval`` is off
+(``--no-decontaminate-eval``).
+
 How a fine-tuned model is served: when M is a GGUF model (a bundled name or a ``.gguf``
 file), its LoRA adapter is exported to GGUF and runs on the embedded llama.cpp backend
 (``--lora``). The point is fairness, not speed: the base weights are then exactly the
@@ -66,6 +71,8 @@ class LoopOptions:
     user_oriented_limit: int | None = None
     judge_model: str | None = None  # rates the user-oriented responses when given
     n_ctx: int = 4096
+    # keep the evaluation sets above out of the generated data (--decontaminate them)
+    decontaminate_eval: bool = True
 
     def validate(self) -> LoopOptions:
         if self.rounds < 1:
@@ -93,16 +100,30 @@ def _timed(steps: list[dict], name: str, started: float, **details) -> None:
     steps.append({"step": name, "seconds": round(time.perf_counter() - started, 1), **details})
 
 
+def run_config(options: LoopOptions, round_no: int, served: ServedModel):
+    """The :class:`RunConfig` of one round's generation. Unless ``decontaminate_eval`` is
+    off, the loop's own evaluation files (``superni``, ``user_oriented``) are added to any
+    ``--decontaminate`` files, so the data cannot copy what the loop evaluates on."""
+    from selfinstruct.config import RunConfig
+
+    overrides = dict(options.run_overrides)
+    if options.decontaminate_eval:
+        files = [p for p in (overrides.get("decontaminate") or "").split(",") if p]
+        files += [p for p in (options.superni, options.user_oriented)
+                  if p is not None and p not in files]
+        overrides["decontaminate"] = ",".join(files) or None
+    return RunConfig(**{**overrides, "num_instructions": options.num_instructions,
+                        "seed": options.seed + round_no - 1, "model": served.model,
+                        "lora": served.lora, "n_ctx": options.n_ctx})
+
+
 def _generate(options: LoopOptions, round_no: int, served: ServedModel,
               reporter: Reporter) -> Path:
     """Run the pipeline for one round; returns its alpaca export."""
-    from selfinstruct.config import RunConfig
     from selfinstruct.context import open_context
     from selfinstruct.pipeline import run_pipeline
 
-    config = RunConfig(**{**options.run_overrides, "num_instructions": options.num_instructions,
-                          "seed": options.seed + round_no - 1, "model": served.model,
-                          "lora": served.lora, "n_ctx": options.n_ctx})
+    config = run_config(options, round_no, served)
     ctx = open_context(Path(options.out) / f"round-{round_no}" / "data", config,
                        reporter=reporter)
     try:

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from selfinstruct.errors import UserError
+from selfinstruct.rundir import check_output_path
 
 # architecture -> does llama.cpp permute q/k rows relative to transformers?
 SUPPORTED_ARCHITECTURES = {"llama": True, "gemma3": False, "gemma2": False, "gemma": False,
@@ -109,6 +110,7 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out: str | 
             raise UserError(f"{weights_path}: {module} has no counterpart in {base_gguf}")
         pairs.setdefault(target, {})[part] = array.astype("float32")
 
+    check_output_path(out)  # a directory, device, FIFO or link there is never replaced
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     writer = gguf.GGUFWriter(str(partial), arch)

@@ -324,9 +324,12 @@ class _PrefixJoin:
         self.t_lo = max(0.0, threshold - _SLACK)
         self.rank = rank
         self.postings: dict[int, array] = {}
-        self._prefix_len: list[int] = []
-        self._hits_needed: list[int] = []
-        self._longest: list[list[int]] = []  # _longest_match for each prefix position
+        # Per text length n (computed for the lengths that occur, never for every length
+        # up to the longest: that made one long record quadratic): the prefix length, the
+        # hits needed (filter 4) and _longest_match for each prefix position (filter 5).
+        self._prefix_len: dict[int, int] = {}
+        self._hits_needed: dict[int, int] = {}
+        self._longest: dict[int, list[int]] = {}
         # Token ids of every indexed text, end to end (for bound 6); start[id] is its offset.
         self._tokens = np.zeros(1 << 16, dtype=np.int32)
         self._start = np.zeros(1 << 12, dtype=np.int64)
@@ -335,14 +338,13 @@ class _PrefixJoin:
 
     def prefix_len(self, n: int) -> int:
         """min(n, n - o(n) + 2): how many of a text's rarest elements are indexed/probed."""
-        cache = self._prefix_len
-        while len(cache) <= n:
-            m = len(cache)
-            o = max(1, math.ceil(self.t_lo * m / (2 - self.t_lo)))
-            cache.append(min(m, m - o + 2))
-            self._hits_needed.append(2 if o >= 2 else 1)
-            self._longest.append([self._longest_match(m - 1 - j, m) for j in range(cache[m])])
-        return cache[n]
+        found = self._prefix_len.get(n)
+        if found is None:
+            o = max(1, math.ceil(self.t_lo * n / (2 - self.t_lo)))
+            found = self._prefix_len[n] = min(n, n - o + 2)
+            self._hits_needed[n] = 2 if o >= 2 else 1
+            self._longest[n] = [self._longest_match(n - 1 - j, n) for j in range(found)]
+        return found
 
     def prefix(self, seq: Seq) -> list[int]:
         """The first elements of ``seq`` in the global order, as ints (rank << 32 | k)."""

@@ -4,6 +4,9 @@
   into cleaned candidate instructions, as the original does: split on ``\\n<number>.``,
   collapse whitespace, strip, ``str.capitalize()`` (a quirk of the original: it lowercases
   the rest of the text), drop empties.
+- :func:`candidate_decisions`: each candidate of one bootstrap completion with the reason it
+  is rejected (the rule filters and the truncation rule; not the ROUGE-L novelty test,
+  which needs the pool), or None.
 - :func:`parse_classification`: the Yes/No answer.
 - :func:`parse_generation_instances` / :func:`parse_classification_instances`: the
   ``Example N`` / ``Input:`` / ``Output:`` blocks and the ``Class label:`` blocks.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from selfinstruct.filters import instruction_reject_reason
 from selfinstruct.records import Instance
 
 _NUMBERED = re.compile(r"\n\d+\s?\. ")
@@ -36,6 +40,31 @@ def split_instructions(text: str) -> list[str]:
         if cleaned:
             pieces.append(cleaned)
     return pieces
+
+
+TRUNCATED = "truncated"
+
+
+def candidate_decisions(text: str, finish_reason: str | None,
+                        drop_truncated_completion: bool) -> list[tuple[str, str | None]]:
+    """Each candidate of a bootstrap completion, in order, with its reject reason or None.
+
+    A completion that hit ``max_tokens`` (``finish_reason == "length"``) loses every
+    candidate when ``drop_truncated_completion`` (the original code, the paper recipe),
+    else only its last, unfinished one (the refined recipe); those become ``"truncated"``
+    whatever the other rules say. The others get the first rule of
+    :func:`selfinstruct.filters.instruction_reject_reason` that rejects them.
+    """
+    candidates = split_instructions(text)
+    truncated = finish_reason == "length"
+    decisions = []
+    for position, candidate in enumerate(candidates):
+        if truncated and (drop_truncated_completion or position == len(candidates) - 1):
+            reason: str | None = TRUNCATED
+        else:
+            reason = instruction_reject_reason(candidate)
+        decisions.append((candidate, reason))
+    return decisions
 
 
 def parse_classification(text: str) -> bool | None:

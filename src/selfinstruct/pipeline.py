@@ -8,6 +8,7 @@ counters) so that it describes the whole run, however many sessions it took.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from selfinstruct.budget import BudgetExhausted
 from selfinstruct.context import RunContext, now
+from selfinstruct.quality import QualityMeasures, measure
 from selfinstruct.records import Task
 from selfinstruct.stages.bootstrap import bootstrap
 from selfinstruct.stages.classify import classify
@@ -42,6 +44,8 @@ class Summary:
     generation_seconds: float
     exports: dict[str, str] = field(default_factory=dict)
     reached_target: bool = True
+    stop_reason: str | None = None  # why it stopped short of --num-instructions (request_cap)
+    quality: QualityMeasures | None = None  # selfinstruct.quality, over the same records
 
     @property
     def tokens_per_second(self) -> float:
@@ -53,12 +57,34 @@ def export_all(ctx: RunContext, formats=DEFAULT_EXPORTS) -> dict[str, str]:
     written = {}
     for fmt in formats:
         path = export(tasks, fmt, ctx.run.exports / DEFAULT_NAMES[fmt], ctx.templates,
-                      ctx.config.seed)
+                      ctx.config.seed, ctx.config.recipe)
         written[fmt] = str(path)
     return written
 
 
 def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
+    """Run every stage; on an error (a rejected key, a full disk, Ctrl-C) the manifest is
+    never left saying ``running``: it keeps the status the run had before this session
+    (a finished run stays finished: its tasks and exports are untouched), or says
+    ``interrupted`` for a run that had none."""
+    previous = ctx.manifest.get("status")
+    try:
+        return _run_pipeline(ctx, formats)
+    except BudgetExhausted:
+        raise
+    except BaseException as exc:
+        if ctx.manifest.get("status") == "running":
+            ctx.manifest["status"] = previous if previous not in (None, "running") \
+                else "interrupted"
+            sessions = ctx.manifest.get("sessions")
+            if sessions:
+                sessions[-1]["error"] = type(exc).__name__
+            with contextlib.suppress(Exception):  # the error that stopped it matters more
+                ctx.save_manifest()
+        raise
+
+
+def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     started = time.perf_counter()
     ctx.backend  # noqa: B018 - load the model (and fail on a bad one) before any progress is shown
     ctx.manifest["status"] = "running"
@@ -86,6 +112,15 @@ def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     summary = summarize(ctx, wall)
     summary.exports = exports
     summary.reached_target = result.reached_target
+    if not result.reached_target:
+        from selfinstruct.request_cap import cap_reason
+
+        summary.stop_reason = cap_reason(ctx.config, summary.kept, result.requests,
+                                         summary.rejected_by_reason, summary.failed_requests)
+        ctx.manifest["stop_reason"] = summary.stop_reason
+        ctx.save_manifest()
+    elif ctx.manifest.pop("stop_reason", None) is not None:  # an earlier session's
+        ctx.save_manifest()
     return summary
 
 
@@ -131,4 +166,5 @@ def summarize(ctx: RunContext, wall_seconds: float = 0.0) -> Summary:
         cached_requests=sum(u.cached for u in usage),
         wall_seconds=wall_seconds,
         generation_seconds=sum(u.generation_seconds for u in usage),
+        quality=measure(labels, tasks),
     )

@@ -4,13 +4,17 @@ A recipe is a bundle of choices, read by the stages through ``RunConfig.recipe_s
 
 - ``paper`` reproduces the original Self-Instruct code decision for decision: the greedy
   Yes/No classification rule, a bootstrap completion that hit ``max_tokens`` dropped
-  whole, no filter beyond the paper's. Its files are byte-identical to what that code
+  whole, a random 5 instances per task, no filter beyond the paper's, the
+  prompt/completion export's input rewriting of ``prepare_for_finetuning.py`` (a lone
+  field name dropped half of the time). Its files are byte-identical to what that code
   decides (tested against the original code's recorded decisions).
 - ``refined`` keeps the paper's loop and fixes what makes a small model's data wrong:
   a calibrated classification rule (the log-probability margin of Yes over No, with a
   threshold fitted on labelled seed tasks), only the truncated last candidate of a
   bootstrap completion dropped, instances that copy a demonstration of their own prompt
   dropped, and instructions too close to an evaluation set dropped (decontamination).
+  Its prompt/completion export removes a field name from an input only where the input
+  starts with it (the original's colon rule also cuts content: "# TODO: ..." in code).
   Instances may be written by a different adapter of the same model (``--answer-lora``,
   e.g. one fine-tuned on the seed tasks: "round 0").
 """
@@ -29,6 +33,10 @@ class Recipe:
     classifier: str  # "paper": greedy Yes/No; "calibrated": Yes-No margin above a fitted threshold
     drop_truncated_completion: bool  # True: a bootstrap completion that hit max_tokens yields nothing
     filter_demonstration_leaks: bool  # drop instances that copy their prompt's demonstrations
+    # prompt/completion export, half of the inputs: "paper" drops the text up to the first
+    # colon when the input has one distinct "word:"; "leading" only when the input starts
+    # with that "word:" and a space (a field name), so content is never cut
+    field_name_rule: str
 
 
 RECIPES: dict[str, Recipe] = {
@@ -38,6 +46,7 @@ RECIPES: dict[str, Recipe] = {
         classifier="paper",
         drop_truncated_completion=True,
         filter_demonstration_leaks=False,
+        field_name_rule="paper",
     ),
     "refined": Recipe(
         name="refined",
@@ -46,6 +55,7 @@ RECIPES: dict[str, Recipe] = {
         classifier="calibrated",
         drop_truncated_completion=False,
         filter_demonstration_leaks=True,
+        field_name_rule="leading",
     ),
 }
 DEFAULT_RECIPE = "paper"

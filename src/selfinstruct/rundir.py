@@ -22,17 +22,27 @@ Any other unreadable line is corruption and is reported, never silently skipped.
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
+import math
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from selfinstruct.errors import UserError
 
+try:  # POSIX; elsewhere a run directory is not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 FORMAT_VERSION = 1
+LOCK_NAME = ".lock"
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -43,25 +53,93 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over.
 
+    The one writer of every output file (run files, exports, dedup output, reports):
+
+    * a ``path`` that exists and is not a regular file (a directory, a device such as
+      ``/dev/null``, a FIFO, a socket, a symbolic link) is refused with a
+      :class:`UserError`, never replaced;
+    * the new file gets the mode of the file it replaces, or else the umask's default
+      for a new file (0666 less the umask), not the temporary file's 0600;
+    * any OSError (a missing or read-only directory, a full disk) becomes one
+      :class:`UserError` naming ``path``.
+
     A crash at any point leaves ``path`` as it was (the old file or none) and at most a
     temporary file, whose name holds the writer's process id: the next write to ``path``
     deletes those whose process is gone (never one a live process may still rename).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphaned_temporaries(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.",
-                               suffix=".tmp")
+    if not str(path).strip():
+        raise UserError("output file: the path is empty")
+    mode = _target_mode(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot create the directory {target.parent} "
+                        f"({_reason(exc)})") from None
+    tmp = None
+    try:
+        _remove_orphaned_temporaries(target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent,
+                                   prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        _target_mode(target)  # it may have been replaced by a device or a link meanwhile
         os.replace(tmp, target)
+        tmp = None
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write ({_reason(exc)})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-    _fsync_dir(target.parent)
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
+          (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _target_mode(target: Path) -> int:
+    """The mode the written file gets; refuses a target that is not a regular file."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write ({_reason(exc)})") from None
+    if stat.S_ISREG(info.st_mode):
+        return stat.S_IMODE(info.st_mode) & 0o777
+    kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+    raise UserError(f"{target}: is {kind}, not a regular file; refusing to replace it "
+                    "(give the path of a file)")
+
+
+def check_output_path(path: str | Path) -> None:
+    """Fail early, as :func:`atomic_write` would, on a target that is not a regular file."""
+    _target_mode(Path(path))
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - systems without /proc
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or str(exc)
 
 
 def _remove_orphaned_temporaries(target: Path) -> None:
@@ -105,32 +183,62 @@ class JsonlLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    def _read_bytes(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read ({_reason(exc)})") from None
+
     def open(self) -> list[dict]:
         """Read every complete record for a writer that resumes: a half-written last line
         left by a crash is truncated away, so the next append starts on a clean line."""
-        if not self.path.exists():
+        raw = self._read_bytes()
+        if raw is None:
             return []
-        raw = self.path.read_bytes()
         if raw and not raw.endswith(b"\n"):
             cut = raw.rfind(b"\n") + 1
-            with open(self.path, "r+b") as handle:
-                handle.truncate(cut)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                with open(self.path, "r+b") as handle:
+                    handle.truncate(cut)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise UserError(f"{self.path}: cannot repair its half-written last line "
+                                f"({_reason(exc)})") from None
             raw = raw[:cut]
         return self._parse(raw)
 
     def read(self) -> list[dict]:
         """Read every complete record without changing the file (for readers of a run that
         may still be written, such as the report and the review app)."""
-        if not self.path.exists():
+        raw = self._read_bytes()
+        if raw is None:
             return []
-        raw = self.path.read_bytes()
         return self._parse(raw[: raw.rfind(b"\n") + 1])
 
+    def read_complete(self) -> list[dict]:
+        """Read a file that is only ever replaced whole (``tasks.jsonl``), changing nothing:
+        a last line without its newline cannot come from a crash, so it is an error."""
+        raw = self._read_bytes()
+        if raw is None:
+            return []
+        if raw and not raw.endswith(b"\n"):
+            line = raw.count(b"\n") + 1
+            raise UserError(f"{self.path}:{line}: the last line is cut short; the file was "
+                            "truncated or edited (re-run the stage that writes it)")
+        return self._parse(raw)
+
     def _parse(self, raw: bytes) -> list[dict]:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise UserError(f"{self.path}:{line}: not UTF-8 text; the run directory was "
+                            "edited or damaged") from None
         records = []
-        for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -146,32 +254,145 @@ class JsonlLog:
         lines = "".join(dumps(r) + "\n" for r in records)
         if not lines:
             return
-        with open(self.path, "a", encoding="utf-8", newline="") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8", newline="") as handle:
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot append ({_reason(exc)}); what was "
+                            "written before is kept, re-run to continue") from None
+
+
+# Fields of a manifest that this version reads back, and the JSON types they must have.
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "config": (dict,), "resumed": (int,), "status": (str,), "usage": (dict,),
+    "sessions": (list,), "wall_seconds": (int, float), "spent": (dict,), "model": (dict,),
+    "exports": (dict,), "started_at": (str,), "finished_at": (str,),
+}
+
+
+def _no_constant(name: str):
+    raise ValueError(name)
 
 
 def read_manifest(run_dir: Path) -> dict | None:
-    path = run_dir / "manifest.json"
-    if not path.exists():
-        return None
+    """The run's manifest, checked: a JSON object in UTF-8 of a known format, each field
+    this version reads of the right type, no NaN or infinity. None when there is none."""
+    path = Path(run_dir) / "manifest.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({_reason(exc)})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text; the run directory was edited or "
+                        "damaged") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except ValueError as exc:  # NaN, Infinity or -Infinity
+        raise UserError(f"{path}: holds {exc}, not a finite number") from None
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else type(data).__name__
+        raise UserError(f"{path}: must hold a JSON object, not {kind}")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise UserError(
             f"{path}: format_version {version!r} is not supported (this version reads "
             f"{FORMAT_VERSION})"
         )
+    for name, kinds in _MANIFEST_TYPES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            wanted = " or ".join(_JSON_NAMES[k] for k in kinds)
+            raise UserError(f"{path}: field '{name}' must be {wanted}, got "
+                            f"{_JSON_NAMES.get(type(value), type(value).__name__)}")
+    bad = _first_non_finite(data)
+    if bad is not None:
+        raise UserError(f"{path}: field '{bad}' holds a number out of range, not a finite "
+                        "number")
+    for session in data.get("sessions") or []:
+        if not isinstance(session, dict) or not isinstance(session.get("usage", {}), dict):
+            raise UserError(f"{path}: field 'sessions' must be a list of objects with a "
+                            "'usage' object")
     return data
 
 
+def _first_non_finite(value: object, where: str = "") -> str | None:
+    """The path of the first float in ``value`` that is not finite (``1e999`` parses as
+    infinity), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "(top level)"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
+               float: "a number", bool: "a boolean"}
+
+
 def write_manifest(run_dir: Path, manifest: dict) -> None:
-    atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2,
-                                                           ensure_ascii=False) + "\n")
+    """Write the manifest atomically; a NaN or infinity anywhere in it is refused (it would
+    not read back as JSON)."""
+    atomic_write_text(Path(run_dir) / "manifest.json",
+                      json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+class RunLock:
+    """This process's hold on a run directory's lock (see :meth:`RunDir.lock`)."""
+
+    def __init__(self, key: tuple[int, int] | None):
+        self._key = key
+
+    def release(self) -> None:
+        key, self._key = self._key, None
+        if key is None:
+            return
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[key]
+                os.close(held[0])  # closing the descriptor releases the flock
+
+
+# Locks this process holds, by (device, inode) of the lock file: [descriptor, holders].
+# flock() locks belong to an open file description, so a second open() in this same process
+# would conflict with the first; a process re-entering its own run shares the hold instead.
+_HELD: dict[tuple[int, int], list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 class RunDir:
@@ -188,15 +409,86 @@ class RunDir:
         self.instance_rejects_path = self.path / "instance_rejects.jsonl"
         self.cache_path = self.path / "cache.sqlite"
         self.exports = self.path / "exports"
+        self.lock_path = self.path / LOCK_NAME
 
     def create(self) -> None:
+        if not str(self.path).strip():
+            raise UserError("--out: the path is empty; give a directory")
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out: {self.path} exists and is not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out: cannot create {self.path} ({_reason(exc)})") from None
+
+    def lock(self) -> RunLock:
+        """Take the run's writer lock, an OS advisory lock (``flock``) on ``RUN/.lock``,
+        held until :meth:`RunLock.release` or the end of the process. Another process that
+        holds it makes this a :class:`UserError` naming its pid. A lock left by a killed
+        process never blocks: the system drops it with the process's descriptors."""
+        if fcntl is None:  # pragma: no cover - no flock on this platform
+            return RunLock(None)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise UserError(f"{self.lock_path}: cannot create the run's lock file "
+                            f"({_reason(exc)})") from None
+        info = os.fstat(fd)
+        key = (info.st_dev, info.st_ino)
+        with _HELD_GUARD:
+            if key in _HELD:
+                os.close(fd)
+                _HELD[key][1] += 1
+                return RunLock(key)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                who = f"process {pid}" if pid else "another process"
+                raise UserError(f"{self.path}: {who} is writing this run (it holds "
+                                f"{self.lock_path}); wait for it to finish or stop it, or "
+                                "use another --out") from None
+            except OSError as exc:
+                os.close(fd)
+                raise UserError(f"{self.lock_path}: cannot lock ({_reason(exc)})") from None
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            except OSError:
+                pass  # the pid is only for messages; the flock is the lock
+            _HELD[key] = [fd, 1]
+        return RunLock(key)
+
+    def writer_pid(self) -> int | None:
+        """The pid of the process that holds the run's writer lock, or None when no one
+        does (0 when one does but its pid is unknown). Changes nothing."""
+        if fcntl is None:  # pragma: no cover
+            return None
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            with _HELD_GUARD:
+                if (info.st_dev, info.st_ino) in _HELD:
+                    return os.getpid()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_pid(fd) or 0
+            except OSError:
+                return None
+            return None
+        finally:
+            os.close(fd)  # drops the shared probe lock, if taken
 
     def read_tasks(self) -> list[dict]:
+        """The final tasks. ``tasks.jsonl`` is replaced whole, never appended to, so a cut
+        last line is damage, reported rather than dropped; the file is not changed."""
         if not self.tasks_path.exists():
             raise UserError(
                 f"{self.tasks_path} does not exist; run the 'instances' stage (or 'run') first"
             )
-        return JsonlLog(self.tasks_path).open()
+        return JsonlLog(self.tasks_path).read_complete()

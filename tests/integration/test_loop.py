@@ -35,7 +35,9 @@ def test_loop_end_to_end(reference_run, tmp_path):
             "--max-steps", "2", "--batch-size", "2", "--max-seq-len", "256",
             "--superni", str(SUPERNI), "--superni-max-per-task", "1", "--superni-tasks", TASKS,
             "--user-oriented", str(USER_ORIENTED), "--user-oriented-limit", "1",
-            "--judge", "smollm2"]
+            "--judge", "smollm2",
+            # the reference run was made without decontamination; resuming it needs the same
+            "--no-decontaminate-eval"]
     first = cli(*args, timeout=1500)
 
     manifest = json.loads((out / "loop.json").read_text())

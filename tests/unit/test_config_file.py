@@ -125,6 +125,12 @@ def test_values_get_the_field_types_and_paths_are_relative_to_the_file(tmp_path)
     assert config.prompts == "/abs/templates" and config.chat is True
 
 
+def test_decontamination_files_in_a_file_are_relative_to_it(tmp_path):
+    config = _config(tmp_path, 'decontaminate = "eval/superni.jsonl,/abs/uo.jsonl"\n')
+    assert config.decontamination_files == [str(tmp_path / "eval" / "superni.jsonl"),
+                                            "/abs/uo.jsonl"]
+
+
 def test_json_null_keeps_the_default(tmp_path):
     config = tmp_path / "c.json"
     config.write_text('{"base_url": null, "num-instructions": 7}')

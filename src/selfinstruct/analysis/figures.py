@@ -11,6 +11,8 @@ file                 what it shows                                              
                      similar seed instruction; the run's threshold dashed
 ``lengths.png``      word counts of instructions, non-empty inputs, outputs      Figure 5
 ``classification.png``  classification vs other, kept instructions and final tasks
+``margins.png``      histogram of the calibrated classifier's Yes-No margins,
+                     its threshold dashed (only when the records carry margins)
 ===================  ==========================================================  ==========
 
 Each function takes plain numbers and a path, and returns the path. What it leaves out:
@@ -222,5 +224,26 @@ def classification_figure(rows: list[tuple[str, int, int]], path: Path) -> Path:
     _integer_axis(ax.xaxis)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False,
               fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path)
+
+
+def margin_figure(margins: list[float], edges: list[float], threshold: float | None,
+                  path: Path) -> Path:
+    """Histogram of classification margins over ``edges``; the threshold dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if not margins:
+        _empty(ax, "no classification margins")
+        return _save(fig, path)
+    ax.hist(margins, bins=edges, color="#00897b", edgecolor="white")
+    if threshold is not None:
+        ax.axvline(threshold, color="#c0392b", linestyle="--", linewidth=1.2)
+        ax.text(threshold, ax.get_ylim()[1] * 0.95,
+                f" threshold {threshold:.2f}\n (classification above it)", color="#c0392b",
+                fontsize=8, va="top")
+    _integer_axis(ax.yaxis)
+    ax.set_xlabel('log-probability margin of " Yes" over " No"')
+    ax.set_ylabel("# instructions")
     ax.spines[["top", "right"]].set_visible(False)
     return _save(fig, path)

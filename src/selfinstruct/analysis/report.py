@@ -1,8 +1,8 @@
 """``RUN/report/index.html``: one self-contained page that shows what a run made.
 
 :func:`write_report` reads the run directory (read-only, :mod:`.run_records`), computes
-the funnel, the verb-noun pairs, the ROUGE-L with the nearest seed, the word counts and a
-seeded sample, draws the figures (:mod:`.figures`) into ``RUN/report/*.png``, and renders
+the funnel, the verb-noun pairs, the ROUGE-L with the nearest seed, the word counts, the
+quality measures of :mod:`selfinstruct.quality` and a seeded sample, draws the figures (:mod:`.figures`) into ``RUN/report/*.png``, and renders
 ``report.html`` (Jinja2, autoescaped: every generated text is escaped) with the PNGs
 embedded as base64, so the page opens offline, from anywhere, with no other file. The page
 has no script. When the run has been reviewed (``RUN/review.sqlite``), the reviewer's
@@ -32,6 +32,7 @@ from selfinstruct.analysis.stats import (
 )
 from selfinstruct.analysis.verbs import VerbNode, extract_pairs, load_nlp, top_verb_nouns
 from selfinstruct.errors import UserError
+from selfinstruct.quality import QualityMeasures, measure
 from selfinstruct.rundir import atomic_write_text
 
 REPORT_DIR = "report"
@@ -52,6 +53,7 @@ class ReportData:
     sample: list[dict]
     sample_seed: int
     quality: object | None = None
+    measures: QualityMeasures | None = None  # selfinstruct.quality
     figures: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
 
 
@@ -83,6 +85,7 @@ def collect(run: RunRecords, *, nlp=None, sample_size: int = SAMPLE_SIZE,
         with_pair=sum(p is not None for p in pairs), seed_scores=scores, seed_note=note,
         lengths=length_samples(run.tasks), sample=sample_tasks(run.tasks, sample_size, seed),
         sample_seed=seed, quality=quality,
+        measures=measure(run.classifications, run.tasks),
     )
 
 
@@ -107,6 +110,10 @@ def draw(data: ReportData, folder: Path) -> dict[str, Path]:
             ("final tasks", f.final_classification, f.final_tasks - f.final_classification),
         ], folder / "classification.png"),
     }
+    margins = data.measures.margins if data.measures else None
+    if margins is not None:
+        paths["margins"] = figures.margin_figure(list(margins.margins), list(margins.edges),
+                                                 margins.threshold, folder / "margins.png")
     data.figures = {name: base64.b64encode(p.read_bytes()).decode("ascii")
                     for name, p in paths.items()}
     return paths
@@ -122,6 +129,16 @@ def _usage_rows(manifest: dict) -> list[dict]:
     return rows
 
 
+def _least_diverse(data: ReportData, k: int = 10) -> list[tuple[str, str, float]]:
+    """(id, instruction, label diversity) of the ``k`` classification tasks with the
+    fewest distinct labels per instance, lowest first (ties in task order)."""
+    if data.measures is None:
+        return []
+    instructions = {t["id"]: t["instruction"] for t in data.run.tasks}
+    ranked = sorted(data.measures.label_diversity.items(), key=lambda item: item[1])
+    return [(tid, instructions.get(tid, ""), value) for tid, value in ranked[:k]]
+
+
 def render(data: ReportData) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -135,6 +152,7 @@ def render(data: ReportData) -> str:
         model=manifest.get("model", {}), usage=_usage_rows(manifest),
         median_seed=scores[len(scores) // 2] if scores else None,
         above_half=sum(s > 0.5 for s in scores),
+        least_diverse=_least_diverse(data),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         version=__version__,
     )

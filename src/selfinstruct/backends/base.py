@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
+from selfinstruct.errors import UserError
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -53,12 +55,16 @@ class Request:
     embedded llama.cpp one, uses it to pay prefill only for the rest of the prompt.
     It never changes what a backend that ignores it returns.
     ``chat`` asks for the chat endpoint (a single user message) instead of raw completion.
+    ``choices`` asks for scoring instead of generation: the log-probability of each choice
+    as the continuation of ``prompt`` (e.g. ``(" Yes", " No")``), returned in
+    :attr:`Completion.choice_logprobs`; the completion's text is the likeliest choice.
     """
 
     prompt: str
     sampling: Sampling = field(default_factory=Sampling)
     prefix: str | None = None
     chat: bool = False
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.prefix is not None and not self.prompt.startswith(self.prefix):
@@ -80,6 +86,9 @@ class Completion:
     error: str | None = None
     cached: bool = False
     seconds: float = 0.0
+    # for a scoring request (Request.choices): each choice's log-probability as the
+    # continuation of the prompt; None where the backend cannot score
+    choice_logprobs: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -95,11 +104,23 @@ class BackendError(Exception):
 
 
 class TransientBackendError(BackendError):
-    """A failure worth retrying: rate limit, server error, timeout, reset connection."""
+    """A failure worth retrying: rate limit, server error, timeout, reset connection.
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    ``throttled``: the server is overloaded (429, 503, a timeout), so the adaptive
+    concurrency of ``limiter.py`` sends less; other transient errors leave it as it is."""
+
+    def __init__(self, message: str, retry_after: float | None = None,
+                 throttled: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class FatalBackendError(BackendError, UserError):
+    """A failure that every further request would meet too, such as a rejected key
+    (HTTP 401 or 403): the run stops at once, with this one line and exit code 2, instead
+    of recording each request as failed. Never retried, never turned into a failed
+    completion."""
 
 
 @runtime_checkable
@@ -110,6 +131,14 @@ class Backend(Protocol):
     def identity(self) -> dict: ...
 
     def complete(self, requests: Sequence[Request]) -> list[Completion]: ...
+
+
+def scored(choice_logprobs: dict[str, float], prompt_tokens: int = 0,
+           seconds: float = 0.0) -> Completion:
+    """The completion of a scoring request: the likeliest choice as text."""
+    best = max(choice_logprobs, key=lambda c: choice_logprobs[c])
+    return Completion(text=best, finish_reason="stop", prompt_tokens=prompt_tokens,
+                      choice_logprobs=dict(choice_logprobs), seconds=seconds)
 
 
 def request_key(identity: dict, request: Request) -> str:
@@ -126,5 +155,7 @@ def request_key(identity: dict, request: Request) -> str:
         # can change the low bits of the logits; so the split point is part of the key.
         "prefix_len": len(request.prefix) if request.prefix else 0,
     }
+    if request.choices:  # absent otherwise, so keys written before scoring existed stay valid
+        payload["choices"] = list(request.choices)
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()

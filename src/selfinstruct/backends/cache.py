@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from selfinstruct.backends.base import Completion
+from selfinstruct.errors import UserError
 
 SCHEMA_VERSION = 1
 
@@ -26,16 +27,29 @@ class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        self._db = None
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, "
+                "completion TEXT NOT NULL)"
+            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.Error as exc:
+            if self._db is not None:
+                self._db.close()
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> UserError:
+        """One line naming the cache file (a file that is not a database, a full disk)."""
+        return UserError(f"{self.path}: the response cache cannot be used ({exc}); move it "
+                         "away to start the cache afresh (answers already recorded are kept)")
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
@@ -57,11 +71,16 @@ class ResponseCache:
             "completion_tokens": completion.completion_tokens,
             "seconds": completion.seconds,
         }
+        if completion.choice_logprobs is not None:
+            data["choice_logprobs"] = completion.choice_logprobs
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?)",
-                (key, json.dumps(data, ensure_ascii=False)),
-            )
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?)",
+                    (key, json.dumps(data, ensure_ascii=False)),
+                )
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
 
     def token_totals(self) -> tuple[int, int]:
         """(prompt, completion) tokens of every stored completion: what the run spent."""

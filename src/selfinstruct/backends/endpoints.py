@@ -10,6 +10,7 @@ on which server answered which request.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from selfinstruct.backends.balanced import BalancedBackend
@@ -21,8 +22,54 @@ def split_base_urls(value: str) -> list[str]:
     are an error, not skipped, because they are a typo in a list the user wrote."""
     urls = [part.strip() for part in value.split(",")]
     if any(not url for url in urls):
-        raise UserError(f"--base-url: empty URL in {value!r}")
+        raise UserError(f"--base-url: empty URL in {redact_base_urls(value)!r}")
     return urls
+
+
+# Query parameters that carry a credential (``?api_key=...``), redacted like a password.
+_SECRET_PARAM = re.compile(r"(?i)^(api[_-]?key|key|token|access[_-]?token|secret|password|"
+                           r"passwd|auth|authorization|sig|signature)$")
+# ``scheme://userinfo@`` anywhere in a text (an error message, a diff of parameters).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
+REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its credentials replaced by ``***``: the ``user:password@`` part and
+    the values of query parameters such as ``api_key``. For anything printed or stored."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL; still hide a user:password@ in it
+        return _USERINFO.sub(rf"\1{REDACTED}@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, sep, value = pair.partition("=")
+            pairs.append(f"{name}={REDACTED}" if sep and value and _SECRET_PARAM.match(name)
+                         else pair)
+        query = "&".join(pairs)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def redact_base_urls(value: str | None) -> str | None:
+    """A ``--base-url`` value (one URL or several joined by commas), redacted."""
+    if value is None:
+        return None
+    return ",".join(redact_url(part.strip()) for part in value.split(","))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every ``scheme://user:password@`` in it redacted."""
+    return _USERINFO.sub(rf"\1{REDACTED}@", text)
+
+
+def has_redacted_credentials(value: str | None) -> bool:
+    """Whether ``value`` is a redacted URL (as a manifest stores one), unusable as is."""
+    return bool(value) and (f"{REDACTED}@" in value or f"={REDACTED}" in value)
 
 
 def public_url(url: str) -> str:
@@ -43,5 +90,6 @@ def open_endpoints(model: str, urls: list[str], *, api_key_env: str,
                                      timeout=timeout)
         member.check_connection()
         members.append(member)
-    identity = {"backend": "openai", "model": model, "base_url": ",".join(urls)}
-    return BalancedBackend(members, labels=[public_url(u) for u in urls], identity=identity)
+    identity = {"backend": "openai", "model": model,
+                "base_url": ",".join(redact_url(u) for u in urls)}
+    return BalancedBackend(members, labels=[public_url(redact_url(u)) for u in urls], identity=identity)

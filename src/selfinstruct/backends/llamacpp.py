@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.backends.base import BackendError, Completion, Request
+from selfinstruct.backends.base import BackendError, Completion, Request, scored
 from selfinstruct.errors import UserError
 
 
@@ -146,9 +146,55 @@ class LlamaCppBackend:
 
         return llama_cpp.StoppingCriteriaList([done])
 
+    def _score(self, request: Request, tokens: list[int]) -> Completion:
+        """Log-probability of each choice as the continuation of the prompt, from the same
+        fixed starting point as generation (the prefix state, or empty), so a score does
+        not depend on what ran before it. Each choice's tokens are evaluated after the
+        prompt; the context is cut back to the prompt between choices."""
+        import numpy as np
+
+        started = time.perf_counter()
+        self._start_from(tokens, request.prefix)
+        self.llm.eval(tokens[self.llm.n_tokens:])
+        end = len(tokens)
+        logprobs: dict[str, float] = {}
+        for choice in request.choices:
+            ids = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
+            if not ids:
+                raise BackendError(f"choice {choice!r} has no tokens")
+            total = 0.0
+            self.llm.n_tokens = end
+            for k, token in enumerate(ids):
+                if k:
+                    self.llm.eval([ids[k - 1]])
+                logits = self._last_logits(np)
+                top = logits.max()
+                total += float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+            logprobs[choice] = total
+        self.llm.n_tokens = end
+        return scored(logprobs, prompt_tokens=len(tokens),
+                      seconds=time.perf_counter() - started)
+
+    def _last_logits(self, np):
+        """The logits after the last evaluated token (llama.cpp keeps only those when the
+        model is not loaded with ``logits_all``)."""
+        import llama_cpp
+
+        pointer = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).astype(np.float64)
+
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         tokens = self.tokenize(request.prompt)
+        if request.choices:
+            if len(tokens) + 8 > self.n_ctx:
+                return Completion.failed(
+                    f"prompt has {len(tokens)} tokens, more than the context window of "
+                    f"{self.n_ctx}")
+            try:
+                return self._score(request, tokens)
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp failed: {exc}") from None
         room = self.n_ctx - len(tokens) - (64 if request.chat else 0)  # chat template margin
         if room <= 0:
             return Completion.failed(

@@ -7,28 +7,44 @@ variable at construction and lives only inside the SDK client: it is not part of
 
 Status codes are mapped onto the two error kinds of ``base.py``: 408, 409, 429 and 5xx,
 timeouts and connection errors are transient (retried with backoff, honouring
-Retry-After); everything else fails the request at once. The SDK's own retries are off,
-so that one policy, in ``retry.py``, governs.
+Retry-After); 401 and 403 (a rejected key) stop the whole run at once
+(:class:`FatalBackendError`: one line, exit code 2), since every request would meet them;
+everything else fails the request at once. The SDK's own retries are off,
+so that one policy, in ``retry.py``, governs. 429, 503 and timeouts are also marked
+``throttled``: the executor then lowers the requests in flight (``limiter.py``), which
+``adaptive_concurrency`` asks for.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
 from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
 
 from selfinstruct.backends.base import (
     BackendError,
     Completion,
+    FatalBackendError,
     Request,
     TransientBackendError,
+    scored,
 )
+from selfinstruct.backends.endpoints import redact_text, redact_url
 from selfinstruct.errors import UserError
 
 TRANSIENT_STATUS = {408, 409, 429}
+AUTH_STATUS = {401, 403}  # the key is rejected: every request would be; the run stops
+THROTTLE_STATUS = {429, 503}  # "send less": the adaptive concurrency backs off
+TOP_LOGPROBS = 20
 
 
 class OpenAICompatBackend:
+    # the executor adapts the requests in flight to the server's throttling (limiter.py)
+    adaptive_concurrency = True
+
     def __init__(self, model: str, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0):
         import openai  # a core dependency, imported only when this backend is used
@@ -41,6 +57,8 @@ class OpenAICompatBackend:
                 "for a local server that needs none"
             )
         self._secret = key or ""
+        # secrets to scrub from messages: the key, and a password in the URL
+        self._secrets = [x for x in (key, *_url_secrets(base_url)) if x and len(x) >= 4]
         self.model = model
         self.base_url = base_url
         self._client = openai.OpenAI(
@@ -54,8 +72,11 @@ class OpenAICompatBackend:
         ``/models`` route, or one that answers with an error, is left to the requests."""
         try:
             self._client.with_options(timeout=10.0).models.list()
+        except self._openai.APIStatusError as exc:
+            if exc.status_code in AUTH_STATUS:
+                raise self._status_error(exc) from None
         except self._openai.APIConnectionError as exc:
-            where = self.base_url or "the OpenAI API"
+            where = redact_url(self.base_url) if self.base_url else "the OpenAI API"
             cause = exc.__cause__ or exc
             raise UserError(self._scrub(
                 f"--base-url: cannot connect to {where} ({type(cause).__name__}: {cause}); "
@@ -66,12 +87,15 @@ class OpenAICompatBackend:
 
     @property
     def identity(self) -> dict:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        base_url = redact_url(self.base_url) if self.base_url else None
+        return {"backend": "openai", "model": self.model, "base_url": base_url}
 
     def _scrub(self, message: str) -> str:
-        if self._secret and self._secret in message:
-            message = message.replace(self._secret, "***")
-        return message
+        """``message`` without the key or URL credentials, in any letter case (a server
+        may echo the key uppercased, or URL-encoded in a quoted URL)."""
+        for secret in self._secrets:
+            message = re.sub(re.escape(secret), "***", message, flags=re.IGNORECASE)
+        return redact_text(message)
 
     def complete(self, requests: Sequence[Request]) -> list[Completion]:
         return [self._one(request) for request in requests]
@@ -86,6 +110,10 @@ class OpenAICompatBackend:
         }
         if s.seed is not None:
             params["seed"] = s.seed
+        if request.choices and not request.chat:
+            # scoring: the top log-probabilities of the first token (vLLM and llama.cpp's
+            # server return them; OpenAI's legacy completions cap them at 5)
+            params.update(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS, stop=None)
         started = time.perf_counter()
         try:
             if request.chat:
@@ -96,7 +124,10 @@ class OpenAICompatBackend:
                 response = self._client.completions.create(prompt=request.prompt, **params)
         except self._openai.APIStatusError as exc:
             raise self._status_error(exc) from None
-        except (self._openai.APITimeoutError, self._openai.APIConnectionError) as exc:
+        except self._openai.APITimeoutError as exc:  # a subclass of APIConnectionError
+            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}"),
+                                        throttled=True) from None
+        except self._openai.APIConnectionError as exc:
             raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
         except (self._openai.OpenAIError, ValueError) as exc:  # malformed body and the like
             raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
@@ -105,6 +136,11 @@ class OpenAICompatBackend:
     def _status_error(self, exc) -> BackendError:
         status = exc.status_code
         message = self._scrub(f"HTTP {status}: {exc.message}")
+        if status in AUTH_STATUS:
+            where = redact_url(self.base_url) if self.base_url else "the OpenAI API"
+            return FatalBackendError(self._scrub(
+                f"{where} refused the request ({message}); check the key in the "
+                "environment variable named by --api-key-env, and --base-url"))
         if status in TRANSIENT_STATUS or status >= 500:
             retry_after = None
             header = exc.response.headers.get("retry-after") if exc.response is not None else None
@@ -113,8 +149,29 @@ class OpenAICompatBackend:
                     retry_after = float(header)
                 except ValueError:
                     retry_after = None
-            return TransientBackendError(message, retry_after=retry_after)
+                if retry_after is not None and not math.isfinite(retry_after):
+                    retry_after = None
+            return TransientBackendError(message, retry_after=retry_after,
+                                         throttled=status in THROTTLE_STATUS)
         return BackendError(message)
+
+    def _choice_logprobs(self, choice, request: Request) -> dict[str, float] | None:
+        """Each choice's log-probability from the first token's top log-probabilities:
+        the best token whose text equals the choice, up to surrounding space. A choice
+        not among them gets the lowest listed value (an upper bound). None when the
+        server returned no log-probabilities, or when a choice is several tokens long
+        (the first token alone would not score it)."""
+        logprobs = getattr(choice, "logprobs", None)
+        tops = getattr(logprobs, "top_logprobs", None) if logprobs is not None else None
+        if not tops or not tops[0]:
+            return None
+        first = dict(tops[0])
+        floor = min(first.values())
+        out = {}
+        for wanted in request.choices:
+            matches = [lp for token, lp in first.items() if token.strip() == wanted.strip()]
+            out[wanted] = max(matches) if matches else floor
+        return out
 
     def _parse(self, response, request: Request, seconds: float) -> Completion:
         choices = getattr(response, "choices", None) or []
@@ -129,6 +186,12 @@ class OpenAICompatBackend:
         if finish not in ("stop", "length"):
             finish = "stop"
         usage = getattr(response, "usage", None)
+        if request.choices:
+            scores = None if request.chat else self._choice_logprobs(choice, request)
+            if scores is not None:
+                return scored(scores, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                              seconds=seconds)
+            return Completion(text=text, finish_reason="stop", seconds=seconds)
         return Completion(
             text=text,
             finish_reason=finish,
@@ -136,3 +199,18 @@ class OpenAICompatBackend:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             seconds=seconds,
         )
+
+
+def _url_secrets(base_url: str | None) -> list[str]:
+    """The user name and password of ``base_url``, raw and percent-decoded."""
+    if not base_url:
+        return []
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return []
+    out = []
+    for value in (parts.username, parts.password):
+        if value:
+            out += [value, unquote(value)]
+    return out

@@ -25,7 +25,7 @@ from selfinstruct.errors import UserError
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the manifest records about the model (never a key)."""
+    """What the manifest records about the model (never a key; URLs redacted)."""
 
     name: str
     backend: str
@@ -59,7 +59,11 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
         return backend, ModelInfo(name=model, backend="transformers",
                                   path=backend.source.label, sha256=backend.sha256)
     if base_url is not None or model.startswith("openai:"):
-        from selfinstruct.backends.endpoints import open_endpoints, split_base_urls
+        from selfinstruct.backends.endpoints import (
+            open_endpoints,
+            redact_base_urls,
+            split_base_urls,
+        )
         from selfinstruct.backends.openai_compat import OpenAICompatBackend
 
         name = model.split(":", 1)[1] if model.startswith("openai:") else model
@@ -67,11 +71,13 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
         if len(urls) > 1:
             pool = open_endpoints(name, urls, api_key_env=api_key_env,
                                   timeout=request_timeout)
-            return pool, ModelInfo(name=name, backend="openai", base_url=base_url)
+            return pool, ModelInfo(name=name, backend="openai",
+                                   base_url=redact_base_urls(base_url))
         backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
                                       timeout=request_timeout)
         backend.check_connection()
-        return backend, ModelInfo(name=name, backend="openai", base_url=base_url)
+        return backend, ModelInfo(name=name, backend="openai",
+                                  base_url=redact_base_urls(base_url))
 
     from selfinstruct.backends.bundled import resolve_gguf, sha256_file
     from selfinstruct.backends.llamacpp import LlamaCppBackend

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from selfinstruct.backends.base import BackendError, Completion, Request
+from selfinstruct.backends.base import BackendError, Completion, Request, scored
 from selfinstruct.hf_models import ModelSource, load_causal_lm, require_torch, resolve_source
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
@@ -91,12 +91,31 @@ class TransformersBackend:
         return {"backend": "transformers", "model": self.model_name, "sha256": self.sha256,
                 "n_ctx": self.n_ctx}
 
+    def _score(self, request: Request) -> Completion:
+        """Log-probability of each choice after the prompt: one forward pass per choice."""
+        torch, _ = require_torch()
+        started = time.perf_counter()
+        prompt_ids = self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
+        logprobs: dict[str, float] = {}
+        for choice in request.choices:
+            choice_ids = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([prompt_ids + choice_ids], device=self.device)
+            with torch.no_grad():
+                logits = self.model(input_ids=ids).logits[0].float()
+            log_softmax = torch.log_softmax(logits[len(prompt_ids) - 1:-1], dim=-1)
+            picked = log_softmax[torch.arange(len(choice_ids)), torch.tensor(choice_ids)]
+            logprobs[choice] = float(picked.sum())
+        return scored(logprobs, prompt_tokens=len(prompt_ids),
+                      seconds=time.perf_counter() - started)
+
     def complete(self, requests: Sequence[Request]) -> list[Completion]:
         with self._lock:
             results: list[Completion | None] = [None] * len(requests)
             groups: dict[tuple, list[int]] = {}
             for i, r in enumerate(requests):
-                if r.sampling.temperature == 0:
+                if r.choices:
+                    results[i] = self._score(r)
+                elif r.sampling.temperature == 0:
                     key = (r.chat, r.sampling.presence_penalty, r.sampling.frequency_penalty,
                            r.sampling.stop)
                     groups.setdefault(key, []).append(i)

@@ -3,14 +3,17 @@
 Thin by design. Each command lives in its own module under ``selfinstruct.cli`` with a
 ``register(subparsers)`` function that adds its parser and sets ``handler``. A handler
 parses nothing itself: it calls the library and renders the result. Library errors
-(:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2; a run
-stopped by its budget exits with code 3.
+(:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2, and so
+does any OSError, SQLite error or undecodable text that reaches this boundary (naming the
+path where the error carries one); a run stopped by its budget exits with code 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import sqlite3
 import sys
 
 from selfinstruct import __version__
@@ -44,7 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
-        print(f"selfinstruct: error: {exc}", file=sys.stderr)
+        print(f"selfinstruct: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the library did not wrap: name it, one line
+        print(f"selfinstruct: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"selfinstruct: error: database: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"selfinstruct: error: not UTF-8 text ({exc.reason} at byte {exc.start})",
+              file=sys.stderr)
         return 2
     except BudgetExhausted as exc:
         print(f"selfinstruct: stopped: {exc}; everything so far is saved, re-run with a "
@@ -53,6 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("selfinstruct: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: reason`` for an OSError (``PATH -> OTHER: reason`` for a rename)."""
+    reason = "no space left on the device" if exc.errno == errno.ENOSPC else (
+        exc.strerror or str(exc))
+    if exc.filename is None:
+        return one_line(reason)
+    where = str(exc.filename)
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    return one_line(f"{where}: {reason}")
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split()) if "\n" in message or "\r" in message else message
 
 
 if __name__ == "__main__":  # pragma: no cover

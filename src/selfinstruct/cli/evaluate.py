@@ -8,6 +8,7 @@
     selfinstruct eval superni compare        --data FILE --arm NAME=PREDICTIONS ... --out DIR
     selfinstruct eval user-oriented run      --model M --data FILE --out DIR
     selfinstruct eval user-oriented judge    --judge M --predictions A.jsonl [B.jsonl ...] --out DIR
+    selfinstruct eval classify               --model M [--tasks FILE] [--json]
 
 Each handler parses, calls one function of ``selfinstruct.evaluation``, and renders the
 result; see docs/evaluation.md.
@@ -38,6 +39,8 @@ def register(subparsers) -> None:
     _register_superni_run(steps)
     _register_superni_score(steps)
     _register_superni_compare(steps)
+
+    _register_classify(groups)
 
     user = groups.add_parser("user-oriented", help="the 252 user-oriented instructions")
     steps = user.add_subparsers(dest="eval_step", required=True, metavar="STEP")
@@ -87,6 +90,88 @@ def _reporter(args):
 
 def _warn(message: str) -> None:
     print(f"selfinstruct: warning: {message}", file=sys.stderr)
+
+
+# --- classify --------------------------------------------------------------------------
+
+def _register_classify(groups) -> None:
+    p = groups.add_parser(
+        "classify", formatter_class=_formatter(),
+        help="accuracy of the classification-task rules on labelled tasks",
+        description="Ask the model the classification prompt for each labelled task, with "
+                    "the paper rule (greedy Yes/No) and the calibrated rule (Yes-No "
+                    "log-probability margin above a threshold fitted on the held-out seed "
+                    "tasks; leave-one-out when the tasks are those seeds), and print "
+                    "balanced accuracy, accuracy, precision, recall and the confusion "
+                    "matrix of each, beside the always-No baseline.")
+    _add_backend_options(p, "--model", "smollm2")
+    p.add_argument("--tasks", default=None, metavar="FILE",
+                   help='JSONL of {"instruction", "is_classification"}; default: the seed '
+                        "tasks the classification prompt does not show")
+    p.add_argument("--seeds", default=None, metavar="FILE",
+                   help="seed tasks file; default: the project's own")
+    p.add_argument("--prompts", default=None, metavar="DIR",
+                   help="directory of prompt templates; default: the project's own")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="keep a response cache and results.json here")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(handler=_handle_classify)
+
+
+def _handle_classify(args) -> int:
+    import tempfile
+
+    from selfinstruct.classification import held_out_tasks
+    from selfinstruct.evaluation.classification import (
+        evaluate_classification,
+        from_seeds,
+        read_labelled_tasks,
+    )
+    from selfinstruct.prompts import PromptTemplates
+    from selfinstruct.seeds import load_seeds
+
+    templates = PromptTemplates.load(args.prompts)
+    calibration = from_seeds(held_out_tasks(load_seeds(args.seeds), templates))
+    tasks = read_labelled_tasks(args.tasks) if args.tasks else None
+    backend, _ = _open(args)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(args.out) if args.out else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = evaluate_classification(
+            backend, templates, tasks if tasks is not None else calibration,
+            calibration if tasks is not None else None, folder,
+            _reporter(argparse.Namespace(quiet=args.quiet or args.json)),
+            max_concurrency=args.max_concurrency)
+    if result.no_logprobs:
+        _warn("the backend returns no log-probabilities: only the paper rule is reported")
+    data = result.as_dict()
+    if args.out:
+        from selfinstruct.rundir import atomic_write_text
+
+        atomic_write_text(Path(args.out) / "results.json", json.dumps(data, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Classification-task identification: {args.model}, "
+                        f"{result.tasks} tasks ({result.classification_tasks} classification)")
+    for column in ("rule", "balanced acc.", "accuracy", "precision", "recall",
+                   "tp", "fp", "tn", "fn"):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for name in ("paper", "calibrated", "always_no"):
+        m = result.rules.get(name)
+        if m is None:
+            continue
+        table.add_row(name.replace("_", "-"), f"{m['balanced_accuracy']:.1%}",
+                      f"{m['accuracy']:.1%}", f"{m['precision']:.1%}", f"{m['recall']:.1%}",
+                      str(m["tp"]), str(m["fp"]), str(m["tn"]), str(m["fn"]))
+    Console().print(table)
+    if result.threshold is not None:
+        print(f"calibrated threshold {result.threshold:+.3f} (Yes-No log-probability margin), "
+              f"fitted on {result.threshold_fitted_on}; AUC {result.auc:.3f}")
+    return 0
 
 
 # --- superni ---------------------------------------------------------------------------

@@ -51,6 +51,11 @@ def register(subparsers) -> None:
                             help="only the first N user-oriented tasks")
     evaluation.add_argument("--judge", metavar="MODEL",
                             help="a model that rates the user-oriented responses")
+    evaluation.add_argument("--decontaminate-eval", action=argparse.BooleanOptionalAction,
+                            default=True,
+                            help="drop generated instructions and instances that overlap "
+                                 "--superni and --user-oriented, as --decontaminate does "
+                                 "(default: on)")
     add_config_options(parser)
     parser.set_defaults(handler=handle)
 
@@ -79,7 +84,7 @@ def handle(args: argparse.Namespace) -> int:
         seeds_only_arm=args.seeds_only_arm, superni=args.superni,
         superni_max_per_task=args.superni_max_per_task, superni_tasks=tasks,
         user_oriented=args.user_oriented, user_oriented_limit=args.user_oriented_limit,
-        judge_model=args.judge)
+        judge_model=args.judge, decontaminate_eval=args.decontaminate_eval)
     result = run_loop(options, SilentReporter() if args.quiet else RichReporter())
     for step in result.steps:
         print(f"{step['step']}: {step['seconds']:.0f} s")

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from selfinstruct.cli.options import add_config_options, config_from_args
-from selfinstruct.context import open_context
+from selfinstruct.cli.preview import add_preview_option, handle_preview
+from selfinstruct.context import config_from_manifest, open_context
+from selfinstruct.errors import UserError
 from selfinstruct.progress import RichReporter, SilentReporter
 from selfinstruct.rundir import read_manifest
 
@@ -23,22 +25,28 @@ def register(subparsers) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_run_dir_options(parser)
+    add_run_dir_options(parser, out_required=False)
+    add_preview_option(parser)
     add_config_options(parser)
     parser.set_defaults(handler=handle)
 
 
-def add_run_dir_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="run directory (created or resumed)")
+def add_run_dir_options(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
+    parser.add_argument("--out", required=out_required,
+                        help="run directory (created or resumed)")
     parser.add_argument("--force-new", action="store_true",
                         help="discard what the run directory holds and start over")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def context_from_args(args: argparse.Namespace):
+    if not str(args.out).strip():  # Path("") is the current directory: never meant
+        raise UserError("--out: the path is empty; give a directory")
     manifest = None if args.force_new else (
         read_manifest(Path(args.out)) if Path(args.out).is_dir() else None
     )
+    if manifest is not None:  # a damaged manifest is named, not blamed on the flags
+        config_from_manifest(manifest, Path(args.out) / "manifest.json")
     config = config_from_args(args, base=(manifest or {}).get("config"))
     reporter = SilentReporter() if args.quiet else RichReporter()
     return open_context(args.out, config, force_new=args.force_new, reporter=reporter)
@@ -46,8 +54,13 @@ def context_from_args(args: argparse.Namespace):
 
 def handle(args: argparse.Namespace) -> int:
     from selfinstruct.cli.render import print_summary
+    from selfinstruct.errors import UserError
     from selfinstruct.pipeline import run_pipeline
 
+    if args.preview is not None:
+        return handle_preview(args)
+    if args.out is None:
+        raise UserError("run: --out is required (or --preview, which writes nothing)")
     ctx = context_from_args(args)
     try:
         summary = run_pipeline(ctx)
@@ -58,4 +71,4 @@ def handle(args: argparse.Namespace) -> int:
 
     if analysis_available():
         print(f"report: {write_report(args.out)}")
-    return 0
+    return 0 if summary.reached_target else 3  # 3: stopped at a budget, here the request cap

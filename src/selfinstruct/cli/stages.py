@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from selfinstruct.cli.hub_export import add_hub_options, check_hub_args, export_hub
 from selfinstruct.cli.options import OPTIONS, add_config_options
 from selfinstruct.cli.run import add_run_dir_options, context_from_args
 from selfinstruct.errors import UserError
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     exp.add_argument("--reviewed", action="store_true",
                      help="apply 'selfinstruct review' decisions (RUN/review.sqlite): drop "
                           "rejected tasks, apply edits; default file exports/reviewed_<name>")
+    add_hub_options(exp)
     exp.set_defaults(handler=handle_export)
 
 
@@ -63,6 +65,30 @@ def _existing_run_context(args: argparse.Namespace):
     return context_from_args(args)
 
 
+def _read_only_run(args: argparse.Namespace):
+    """The run to export, opened without writing to it; a warning when the run is being
+    written now, or its last session did not finish (its tasks may be stale)."""
+    from selfinstruct.context import open_run_readonly
+
+    view = open_run_readonly(args.run)
+    pid = view.writer_pid
+    if pid is not None:
+        who = f"process {pid}" if pid else "another process"
+        _warn(f"{view.run.path} is being written by {who}; this export holds its tasks as "
+              "they are now, and the run will replace them")
+    elif view.manifest.get("status") == "running":
+        _warn(f"{view.run.path} is marked running but no process is writing it (its last "
+              "session was stopped); this export holds the tasks of its last completed "
+              "'instances' stage; re-run it to finish")
+    return view
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"selfinstruct: warning: {message}", file=sys.stderr)
+
+
 def handle_generate(args: argparse.Namespace) -> int:
     from selfinstruct.stages.bootstrap import bootstrap
 
@@ -74,6 +100,18 @@ def handle_generate(args: argparse.Namespace) -> int:
         ctx.close()
     Console().print(f"kept {result.kept} instructions, rejected {result.rejected}, "
                     f"{result.requests} requests -> {ctx.run.instructions.path}")
+    if not result.reached_target:  # the request cap (selfinstruct.request_cap)
+        from collections import Counter
+
+        from rich.markup import escape
+
+        from selfinstruct.request_cap import cap_reason
+
+        reasons = dict(Counter(r["reason"] for r in ctx.run.rejects.read()))
+        reason = cap_reason(ctx.config, result.kept, result.requests, reasons)
+        Console().print(f"[yellow]{escape(reason)}; raise --max-requests and re-run to "
+                        "continue (exit code 3)[/yellow]", soft_wrap=True)
+        return 3
     return 0
 
 
@@ -113,13 +151,15 @@ def handle_export(args: argparse.Namespace) -> int:
     from selfinstruct.records import Task
     from selfinstruct.stages.export import DEFAULT_NAMES, export
 
+    hub_token = check_hub_args(args)  # before anything is written
+    notes: list[str] = []
     if args.seeds is not None:
         return _export_seeds(args)
     if args.run is None:
         raise UserError("export: give a run directory (RUN) or --seeds")
     for name, *_ in OPTIONS:  # export changes no parameter: use the run's own
         setattr(args, name, None)
-    ctx = _existing_run_context(args)
+    ctx = _read_only_run(args)  # export writes its output file and nothing else
     try:
         tasks = [Task.from_json(r) for r in ctx.run.read_tasks()]
         name = DEFAULT_NAMES[args.format]
@@ -129,11 +169,17 @@ def handle_export(args: argparse.Namespace) -> int:
             tasks = apply_reviews(ctx.run.path, tasks)
             name = f"reviewed_{name}"
         target = args.output or ctx.run.exports / name
-        path = export(tasks, args.format, target, ctx.templates, ctx.config.seed)
+        if args.format == "hf":
+            path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
+        else:
+            path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,
+                          ctx.config.recipe)
     finally:
         ctx.close()
     rows = sum(len(t.instances) for t in tasks)
     Console().print(f"wrote {rows} instances from {len(tasks)} tasks as {args.format}: {path}")
+    for note in notes:
+        Console().print(note)
     return 0
 
 

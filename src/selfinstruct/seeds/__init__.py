@@ -14,6 +14,10 @@ from pathlib import Path
 from selfinstruct.errors import UserError
 from selfinstruct.records import Instance, Task
 
+# Seed instructions go into the bootstrap prompts whole and into the ROUGE-L novelty index;
+# the original 175 are at most a few hundred characters.
+MAX_INSTRUCTION_CHARS = 10_000
+
 
 def bundled_seeds_path() -> Path:
     return Path(str(resources.files("selfinstruct") / "seeds" / "seed_tasks.jsonl"))
@@ -58,19 +62,32 @@ def parse_seed_line(line: str, where: str) -> Task:
 def load_seeds(path: str | Path | None = None) -> list[Task]:
     """Load and validate seed tasks; the bundled set when ``path`` is None."""
     file = Path(path) if path is not None else bundled_seeds_path()
-    if not file.is_file():
+    if file.is_dir():
+        raise UserError(f"--seeds: is a directory, not a file: {file}")
+    if not file.exists():
         raise UserError(f"--seeds: file not found: {file}")
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"--seeds: cannot read {file} ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
     except UnicodeDecodeError as exc:
-        raise UserError(f"{file}: not UTF-8 text ({exc.reason})") from None
-    for number, line in enumerate(lines, start=1):
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        raise UserError(f"{file}:{line}: not UTF-8 text ({exc.reason})") from None
+    # Split on "\n" only: str.splitlines() would also split inside strings holding U+2028.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{file}:{number}"
         task = parse_seed_line(line, where)
+        if len(task.instruction) > MAX_INSTRUCTION_CHARS:
+            raise UserError(f"{where}: field 'instruction' is {len(task.instruction):,} "
+                            f"characters long; a seed instruction may have at most "
+                            f"{MAX_INSTRUCTION_CHARS:,} (it goes into every prompt whole)")
         if task.id in seen:
             raise UserError(f"{where}: field 'id' repeats '{task.id}' from line {seen[task.id]}")
         seen[task.id] = number

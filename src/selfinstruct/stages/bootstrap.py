@@ -6,7 +6,14 @@ the machine pool while it has that many, the rest from the seeds), shuffled, num
 ``request_batch_size``; every prompt of a batch is built from the pool as it stood when
 the batch started. Completions are split into candidates and each candidate passes, in
 order, the rule filters of :mod:`selfinstruct.filters` and the ROUGE-L novelty test
-against the seeds and everything kept before it (:mod:`selfinstruct.novelty`).
+against the seeds and everything kept before it (:mod:`selfinstruct.novelty`). A
+completion that hit ``max_tokens`` is rejected whole under the paper recipe (as the
+original code does), and loses only its unfinished last candidate under the refined one
+(:func:`selfinstruct.parsing.candidate_decisions`).
+
+With ``--decontaminate``, a candidate that passes the rules and is too close to an
+evaluation instruction is rejected as ``contaminated`` before the novelty test
+(:func:`selfinstruct.decontamination.contaminated_instruction`).
 
 Resume by replay: the stage is a pure function of the configuration, the seed and the
 model's answers, and every answer is in the response cache. Re-running it rebuilds the
@@ -20,15 +27,17 @@ from dataclasses import dataclass
 
 from selfinstruct.backends.base import Completion, Request
 from selfinstruct.context import RunContext, derived_rng, derived_seed
+from selfinstruct.decontamination import contaminated_instruction
 from selfinstruct.errors import UserError
 from selfinstruct.executor import run_requests
-from selfinstruct.filters import instruction_reject_reason
 from selfinstruct.novelty import NoveltyIndex
-from selfinstruct.parsing import split_instructions
+from selfinstruct.parsing import TRUNCATED, candidate_decisions
 from selfinstruct.prompts import bootstrap_prompt
 from selfinstruct.records import Instruction, Reject
 
 STAGE = "bootstrap"
+TRUNCATED_WHOLE = ("the completion hit max_tokens: the paper recipe drops such a completion "
+                   "whole, as the original code does")
 
 
 @dataclass
@@ -126,16 +135,21 @@ def _accept(ctx: RunContext, i: int, request: Request, completion: Completion,
     if not completion.ok:
         writer.failed(f"request-{i:06d}", completion.error or "unknown error")
         return 0, 0
-    candidates = split_instructions(completion.text)
-    truncated = completion.finish_reason == "length"
+    whole = c.recipe_settings.drop_truncated_completion
+    decisions = candidate_decisions(completion.text, completion.finish_reason, whole)
     kept = rejected = 0
-    for position, text in enumerate(candidates):
+    for position, (text, reason) in enumerate(decisions):
         if len(machine) >= c.num_instructions:
             break
         record_id = f"{i:06d}.{position:02d}"
-        reason, detail = instruction_reject_reason(text), ""
-        if truncated and position == len(candidates) - 1:
-            reason, detail = "truncated", "the completion hit max_tokens"
+        detail = ""
+        if reason == TRUNCATED:
+            detail = (TRUNCATED_WHOLE if whole else
+                      "the completion hit max_tokens: its last candidate is unfinished")
+        if reason is None and c.decontamination_files:
+            hit = contaminated_instruction(c.decontamination_files, text, c.similarity_threshold)
+            if hit is not None:
+                reason, detail = hit
         if reason is None and index.max_similarity(text) > c.similarity_threshold:
             nearest, score = index.most_similar(text, 1)[0]
             reason, detail = "too_similar", f"ROUGE-L {score:.4f} with: {nearest}"

@@ -5,34 +5,49 @@ format                      content
 ==========================  ================================================================
 ``alpaca``                  one JSON list of ``{"instruction", "input", "output"}``
 ``prompt-completion``       JSONL ``{"prompt", "completion"}`` in the paper's fine-tuning
-                            formats, one chosen at random per instance (seeded)
+                            formats, one chosen at random per instance (seeded), prepared
+                            as ``prepare_for_finetuning.py`` does (below)
 ``chat``                    JSONL ``{"messages": [user, assistant]}``, OpenAI fine-tuning
 ``parquet``                 one row per instance: id, instruction, input, output,
                             is_classification (needs ``pip install 'selfinstruct[parquet]'``)
+``hf``                      a Hugging Face Hub data set directory: Parquet shards and a
+                            dataset card; it needs the run directory (:mod:`selfinstruct.hub`)
 ==========================  ================================================================
 
+The prompt/completion rows follow the original ``prepare_for_finetuning.py``: half of the
+inputs, at random, are rewritten (:func:`finetuning_input`: a lone field name such as
+``Sentence:`` dropped, blank lines collapsed), each instance is encoded with a random
+template, repeated (prompt, completion) pairs are dropped keeping the first, and the rows
+are shuffled. The recipe decides which field names go: ``paper`` the original's rule,
+``refined`` only one that starts the input.
+
 Every file is written to a temporary name and renamed, so a crash never leaves a half
-export behind. Template choices depend on the run seed and the instance's position
-only, so the same tasks always export to the same bytes.
+export behind. Every random choice derives from the run seed (and the task id and the
+instance's position for per-instance choices), so the same tasks always export to the
+same bytes.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import re
 from pathlib import Path
 
 from selfinstruct.context import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import PromptTemplates, finetuning_example
+from selfinstruct.recipes import DEFAULT_RECIPE, RECIPES
 from selfinstruct.records import Task
 from selfinstruct.rundir import atomic_write, atomic_write_text
 
-FORMATS = ("alpaca", "prompt-completion", "chat", "parquet")
+FORMATS = ("alpaca", "prompt-completion", "chat", "parquet", "hf")
 DEFAULT_NAMES = {
     "alpaca": "alpaca.json",
     "prompt-completion": "prompt_completion.jsonl",
     "chat": "chat.jsonl",
     "parquet": "instances.parquet",
+    "hf": "hf",  # a directory (selfinstruct.hub)
 }
 
 
@@ -47,19 +62,56 @@ def _user_message(instruction: str, input_text: str) -> str:
     return f"{instruction}\n\n{input_text.strip()}" if input_text.strip() else instruction
 
 
-def render(tasks: list[Task], fmt: str, templates: PromptTemplates, seed: int) -> str:
+_FIELD_NAME = re.compile(r"(\w+):")
+_LEADING_FIELD_NAME = re.compile(r"\s*\w+:(\s|$)")
+
+
+def finetuning_input(text: str, rng: random.Random, field_name_rule: str = "paper") -> str:
+    """An instance's input as the original ``prepare_for_finetuning.py`` feeds it to the
+    fine-tuning templates. With probability 0.5 (one ``rng.random()`` draw) it is
+    rewritten: when ``word:`` occurs with one distinct word, the text up to and including
+    the first colon goes (rule ``"paper"``; rule ``"leading"`` only when the input starts
+    with that ``word:`` and a space), then it is stripped and ``\\n\\n`` becomes ``\\n``.
+    Otherwise it is left as it is."""
+    if rng.random() >= 0.5:
+        return text
+    one_field = len(set(_FIELD_NAME.findall(text))) == 1
+    if one_field and field_name_rule != "paper":
+        one_field = _LEADING_FIELD_NAME.match(text) is not None
+    text = text.split(":", 1)[1].strip() if one_field else text.strip()
+    return text.replace("\n\n", "\n")
+
+
+def prompt_completion_rows(tasks: list[Task], templates: PromptTemplates, seed: int,
+                           recipe: str = DEFAULT_RECIPE) -> list[dict]:
+    """The prompt/completion rows: inputs rewritten (:func:`finetuning_input`), a random
+    template each, the first of repeated pairs kept, then shuffled; all from ``seed``."""
+    rule = RECIPES[recipe].field_name_rule
+    rows, seen = [], set()
+    for task, k, instance in _rows(tasks):
+        input_text = finetuning_input(
+            instance.input, derived_rng(seed, "finetune-input", task.id, k), rule)
+        pair = finetuning_example(templates, task.instruction, input_text, instance.output,
+                                  derived_rng(seed, "finetune-template", task.id, k))
+        if pair not in seen:
+            seen.add(pair)
+            rows.append({"prompt": pair[0], "completion": pair[1]})
+    derived_rng(seed, "finetune-shuffle").shuffle(rows)
+    return rows
+
+
+def render(tasks: list[Task], fmt: str, templates: PromptTemplates, seed: int,
+           recipe: str = DEFAULT_RECIPE) -> str:
     if fmt == "alpaca":
         rows = [{"instruction": t.instruction, "input": i.input, "output": i.output}
                 for t, _, i in _rows(tasks)]
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "prompt-completion":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n"
+                       for row in prompt_completion_rows(tasks, templates, seed, recipe))
     lines = []
-    for task, k, instance in _rows(tasks):
-        if fmt == "prompt-completion":
-            rng = derived_rng(seed, "finetune-template", task.id, k)
-            prompt, completion = finetuning_example(templates, task.instruction, instance.input,
-                                                    instance.output, rng)
-            row = {"prompt": prompt, "completion": completion}
-        elif fmt == "chat":
+    for task, _k, instance in _rows(tasks):
+        if fmt == "chat":
             row = {"messages": [
                 {"role": "user", "content": _user_message(task.instruction, instance.input)},
                 {"role": "assistant", "content": instance.output},
@@ -92,17 +144,20 @@ def write_parquet(tasks: list[Task], path: Path) -> None:
 
 
 def export(tasks: list[Task], fmt: str, path: str | Path, templates: PromptTemplates,
-           seed: int) -> Path:
+           seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
     target = Path(path)
+    if fmt == "hf":  # its card describes a run: selfinstruct.hub.write_hub_dataset
+        raise UserError("--format hf exports a run directory with its dataset card: "
+                        "selfinstruct export RUN --format hf")
     if fmt == "parquet":
         write_parquet(tasks, target)
     else:
-        atomic_write_text(target, render(tasks, fmt, templates, seed))
+        atomic_write_text(target, render(tasks, fmt, templates, seed, recipe))
     return target
 
 
 def export_seed_tasks(seeds: str | Path | None, fmt: str, path: str | Path,
-                      seed: int) -> tuple[Path, list[Task]]:
+                      seed: int, recipe: str = DEFAULT_RECIPE) -> tuple[Path, list[Task]]:
     """Export seed tasks (bundled when ``seeds`` is None) as training data.
 
     Fine-tuning on these alone is the paper's "no bootstrapping" ablation.
@@ -110,4 +165,4 @@ def export_seed_tasks(seeds: str | Path | None, fmt: str, path: str | Path,
     from selfinstruct.seeds import load_seeds
 
     tasks = load_seeds(seeds)
-    return export(tasks, fmt, path, PromptTemplates.load(), seed), tasks
+    return export(tasks, fmt, path, PromptTemplates.load(), seed, recipe), tasks

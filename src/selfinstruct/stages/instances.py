@@ -5,6 +5,8 @@ it), so that the labels are not all the same; the others get the input-first tem
 Greedy decoding, presence penalty 1.5, 300 or 350 tokens, stop at ``Example 6`` and
 ``Task:``. The parsed instances are stored as they came, with what the parser dropped
 (a truncated last instance); the paper's quality filters run in ``postprocess``.
+With ``--answer-lora`` the instances are written by that adapter of the same model (say,
+its fine-tune on the seed tasks), not by the bare model that wrote the instructions.
 
 Resume: instructions already in ``instances.jsonl`` are skipped. The file's order may
 differ between runs (classification tasks go first); ``postprocess`` orders by id.
@@ -49,7 +51,8 @@ def generate_instances(ctx: RunContext) -> InstancesResult:
     with ctx.reporter.stage("instances", len(labelled)) as bar:
         bar.advance(len(done))
         for offset, completion in run_requests(
-            ctx.backend, requests, cache=ctx.cache, max_concurrency=ctx.config.max_concurrency,
+            ctx.answer_backend, requests, cache=ctx.cache,
+            max_concurrency=ctx.config.max_concurrency,
             stats=ctx.usage(STAGE), budget=ctx.budget,
         ):
             record = todo[offset]

@@ -7,8 +7,17 @@ For each task, in order:
 2. if two instances share a non-empty input but have different outputs, drop the whole
    task (its instances contradict each other);
 3. remove exact duplicates, keeping the first;
-4. keep at most ``max_instances_per_task`` instances;
+4. keep at most ``max_instances_per_task`` instances: a random sample of that many, in the
+   sampled order, as the original's ``random.sample`` (:func:`cap_instances`; the generator
+   derives from the run seed and the task id, so a re-run picks the same ones); a task
+   within the limit keeps its instances in order;
 5. a task left with no instance is dropped.
+
+Beyond the paper (:func:`instance_screens`), an instance that passes step 1 is also dropped,
+with a ``detail``, when it copies a demonstration of its own prompt (``demonstration_leak``,
+the refined recipe, :mod:`selfinstruct.leaks`) or shares a 13-gram with an evaluation set
+(``contaminated``, ``--decontaminate``, :mod:`selfinstruct.decontamination`). The paper
+recipe without ``--decontaminate`` runs neither, and writes exactly what it wrote before.
 
 Seed tasks are added only with ``include_seeds``. The output files are rewritten
 atomically on each run: this stage is cheap and pure, so it is simply run again.
@@ -17,9 +26,12 @@ atomically on each run: this stage is cheap and pure, so it is simply run again.
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from selfinstruct.context import RunContext
+from selfinstruct.context import RunContext, derived_rng
+from selfinstruct.decontamination import load_decontaminator
 from selfinstruct.filters import instance_reject_reason
 from selfinstruct.records import Instance, Task
 from selfinstruct.rundir import atomic_write_text, dumps
@@ -60,20 +72,75 @@ def filter_task_instances(
     return unique, dropped, None
 
 
+def cap_instances(instances: list[Instance], limit: int,
+                  rng: random.Random) -> tuple[list[Instance], list[Instance]]:
+    """(chosen, left out): all of them when within ``limit``, else ``rng.sample`` of
+    ``limit`` in the sampled order (the original's per-task ``random.sample``), and the
+    others in their order."""
+    if len(instances) <= limit:
+        return list(instances), []
+    picked = rng.sample(range(len(instances)), limit)
+    chosen = set(picked)
+    return ([instances[k] for k in picked],
+            [x for k, x in enumerate(instances) if k not in chosen])
+
+
+# A check beyond the paper's rules: (instance, is_classification) -> (reason, detail) or None.
+Screen = Callable[[Instance, bool], tuple[str, str] | None]
+
+
+def screen_instances(
+    instances: list[Instance], is_classification: bool, screens: Sequence[Screen],
+) -> tuple[list[Instance], list[tuple[Instance, str, str]]]:
+    """(kept, dropped with reason and detail) under ``screens``, the first that fires.
+    An instance that one of the paper's rules rejects is kept here, for
+    :func:`filter_task_instances` to drop under the paper's reason."""
+    kept, dropped = [], []
+    for instance in instances:
+        hit = None
+        if screens and instance_reject_reason(instance) is None:
+            hit = next((h for s in screens if (h := s(instance, is_classification))), None)
+        if hit is None:
+            kept.append(instance)
+        else:
+            dropped.append((instance, *hit))
+    return kept, dropped
+
+
+def instance_screens(ctx: RunContext) -> list[Screen]:
+    """The recipe's and the options' checks: demonstration leaks (refined recipe), then
+    evaluation-set overlap (``--decontaminate``). None for the paper recipe without it."""
+    screens: list[Screen] = []
+    if ctx.config.recipe_settings.filter_demonstration_leaks:
+        from selfinstruct.leaks import LeakDetector
+
+        screens.append(LeakDetector(ctx.templates).leak)
+    contamination = load_decontaminator(ctx.config.decontamination_files)
+    if contamination is not None:
+        screens.append(lambda instance, _clf: contamination.instance_hit(instance))
+    return screens
+
+
 def postprocess(ctx: RunContext) -> PostprocessResult:
     limit = ctx.config.max_instances_per_task
     tasks: list[Task] = []
     rejects: list[dict] = []
+    screens = instance_screens(ctx)
     for record in sorted(ctx.run.instances.open(), key=lambda r: r["id"]):
         instances = [Instance(i["input"], i["output"]) for i in record["instances"]]
+        instances, screened = screen_instances(instances, record["is_classification"], screens)
+        for instance, reason, detail in screened:
+            rejects.append({"id": record["id"], "reason": reason, "input": instance.input,
+                            "output": instance.output, "detail": detail})
         kept, dropped, task_reason = filter_task_instances(instances)
         for instance, reason in dropped:
             rejects.append({"id": record["id"], "reason": reason, "input": instance.input,
                             "output": instance.output})
-        for instance in kept[limit:]:
+        kept, over = cap_instances(kept, limit,
+                                   derived_rng(ctx.config.seed, "instance-cap", record["id"]))
+        for instance in over:
             rejects.append({"id": record["id"], "reason": "over_limit", "input": instance.input,
                             "output": instance.output})
-        kept = kept[:limit]
         if task_reason is None and not kept:
             task_reason = "no_valid_instances"
         if task_reason:

@@ -1,0 +1,119 @@
+"""Instances that copy a demonstration of their own prompt ("demonstration leaks").
+
+The instance prompt shows the model a dozen worked examples before the task it must answer.
+Small models often answer by repeating one of them: the template's letter to "Mr. Lopez"
+about the kitchen faucet in apartment 4B came back as the output of several writing tasks.
+Such an instance is fluent, passes every rule of the paper, and teaches the fine-tuned model
+to recite the template.
+
+:class:`LeakDetector` reads the demonstrations out of the two instance templates once per
+run: a template is a header, then blocks that start with ``Task: <instruction>`` (split at
+each blank line followed by ``Task:``), and each block's examples are parsed with the same
+parsers the instances stage applies to the model's answers
+(:func:`selfinstruct.parsing.parse_classification_instances` for the output-first
+template, :func:`~selfinstruct.parsing.parse_generation_instances` for the input-first
+one). Every demonstration input and output of at least :data:`MIN_TOKENS` tokens goes into
+a :class:`selfinstruct.novelty.NoveltyIndex`, one per template. An instance leaks when its
+input or its output (of at least :data:`MIN_TOKENS` tokens) has a ROUGE-L F-measure above
+:data:`LEAK_THRESHOLD` (the ``rouge_score`` tokenizer, no stemming, as the novelty filter)
+with any demonstration text of the template that produced it: output-first for
+classification tasks, input-first otherwise. Short texts are ignored on both sides, so a
+label such as ``Positive`` that a task shares with a demonstration is not a leak.
+
+Deliberately left out: leaks of the bootstrap prompt (its in-context instructions are in the
+novelty filter's pool already), and near-copies below the threshold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from selfinstruct.novelty import NoveltyIndex
+from selfinstruct.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.prompts import PromptTemplates
+from selfinstruct.records import Instance
+from selfinstruct.rouge import Tokenizer
+
+__all__ = ["LEAK_THRESHOLD", "MIN_TOKENS", "Demonstration", "LeakDetector", "demonstrations"]
+
+LEAK_THRESHOLD = 0.7  # ROUGE-L F above this with a demonstration text: a copy
+MIN_TOKENS = 4  # texts with fewer tokens (labels, "Number: 97") are never leaks
+REASON = "demonstration_leak"
+
+_BLOCK = re.compile(r"\n\n(?=Task:)")
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """One input or output of one demonstration of an instance template."""
+
+    task: str  # the demonstration's instruction, after ``Task:``
+    field: str  # "input" or "output"
+    text: str
+
+
+def demonstrations(template: str, classification: bool) -> list[Demonstration]:
+    """Every demonstration input and output of an instance template, in template order.
+
+    ``classification`` picks the parser: ``Class label:`` blocks (output-first) or
+    ``Example N`` / ``Output:`` blocks (input-first). Empty texts are left out.
+    """
+    parse = parse_classification_instances if classification else parse_generation_instances
+    found = []
+    for block in _BLOCK.split(template):
+        if not block.startswith("Task:"):
+            continue  # the header
+        head, _, body = block.partition("\n")
+        task = head.removeprefix("Task:").strip()
+        if not task or not body.strip():
+            continue  # the final, empty "Task:" the query is appended to
+        for instance in parse(body, False).instances:
+            for name in ("input", "output"):
+                text = getattr(instance, name)
+                if text.strip():
+                    found.append(Demonstration(task, name, text))
+    return found
+
+
+class LeakDetector:
+    """Tells whether an instance copies a demonstration of its template (see the module)."""
+
+    def __init__(self, templates: PromptTemplates, *, threshold: float = LEAK_THRESHOLD,
+                 min_tokens: int = MIN_TOKENS) -> None:
+        self.threshold = threshold
+        self.min_tokens = min_tokens
+        self._tokenize = Tokenizer(use_stemmer=False)
+        self._indexes: dict[bool, tuple[NoveltyIndex, list[Demonstration]]] = {}
+        for classification, template in ((True, templates.instance_output_first),
+                                         (False, templates.instance_input_first)):
+            demos = [d for d in demonstrations(template, classification) if self._long(d.text)]
+            self._indexes[classification] = (NoveltyIndex(d.text for d in demos), demos)
+
+    def _long(self, text: str) -> bool:
+        return len(self._tokenize(text)) >= self.min_tokens
+
+    def demonstrations(self, classification: bool) -> list[Demonstration]:
+        """The demonstration texts an instance of such a task is compared with."""
+        return list(self._indexes[classification][1])
+
+    def leak(self, instance: Instance, classification: bool) -> tuple[str, str] | None:
+        """``("demonstration_leak", detail)`` when the input or output copies a
+        demonstration text, else None. The input is checked first."""
+        index, demos = self._indexes[classification]
+        if not demos:
+            return None
+        for name in ("input", "output"):
+            text = getattr(instance, name)
+            if not self._long(text):
+                continue
+            scores = index.scores(text)
+            best = int(np.argmax(scores))  # the first demonstration reaching the maximum
+            if scores[best] > self.threshold:
+                demo = demos[best]
+                template = "output-first" if classification else "input-first"
+                return REASON, (f"{name} has ROUGE-L {scores[best]:.4f} with the {demo.field} "
+                                f"of the {template} demonstration \"{demo.task}\"")
+        return None
