@@ -1,7 +1,7 @@
 """Adaptive (AIMD) concurrency against a fixed one, on a server that throttles.
 
     python benchmarks/adaptive_concurrency.py [--requests 400] [--max-concurrency 32]
-        [--capacity 8] [--service 0.05] [--retry-after 1.0] [--repeats 1]
+        [--capacity 8] [--service 0.2] [--retry-after 1.0] [--repeats 1]
 
 A stand-in OpenAI-compatible server runs in this process on 127.0.0.1 (no model): each
 ``POST /v1/completions`` sleeps ``--service`` seconds and answers a fixed completion,
@@ -16,7 +16,7 @@ run did before the limiter). No cache.
 Printed per arm: wall time, throughput (completions per second), the 429s the server
 answered, the requests that still failed after their retries, and the limiter's final
 limit and number of cuts; then the ratios adaptive / fixed. The server's best possible
-throughput is ``capacity / service`` (160/s with the defaults).
+throughput is ``capacity / service`` (40/s with the defaults).
 """
 
 from __future__ import annotations
@@ -94,8 +94,9 @@ class ThrottlingServer:
                     outer.counts["429" if over else "ok"] += 1
                 try:
                     if over:
-                        return self._send(429, {"error": {"message": "rate limited"}},
-                                          {"Retry-After": f"{outer.retry_after:g}"})
+                        headers = ({"Retry-After": f"{outer.retry_after:g}"}
+                                   if outer.retry_after > 0 else {})
+                        return self._send(429, {"error": {"message": "rate limited"}}, headers)
                     time.sleep(outer.service)
                     return self._send(200, {
                         "id": "cmpl-1", "object": "text_completion", "created": 0,
@@ -138,14 +139,16 @@ def main() -> None:
     parser.add_argument("--max-concurrency", type=int, default=32)
     parser.add_argument("--capacity", type=int, default=8,
                         help="requests the server serves at once; more get 429")
-    parser.add_argument("--service", type=float, default=0.05, help="seconds per completion")
+    parser.add_argument("--service", type=float, default=0.2, help="seconds per completion")
     parser.add_argument("--retry-after", type=float, default=1.0,
-                        help="the server's Retry-After on a 429, seconds")
+                        help="the server's Retry-After on a 429, seconds (0: no header)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each arm")
     args = parser.parse_args()
+    retry_after = (f"Retry-After {args.retry_after:g} s" if args.retry_after > 0
+                   else "no Retry-After")
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"python {platform.python_version()}; server capacity {args.capacity}, "
-          f"{args.service * 1000:.0f} ms per completion, Retry-After {args.retry_after:g} s; "
+          f"{args.service * 1000:.0f} ms per completion, {retry_after}; "
           f"{args.requests} requests, --max-concurrency {args.max_concurrency}")
     rows = []
     with ThrottlingServer(args.capacity, args.service, args.retry_after) as server:

@@ -15,27 +15,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from selfinstruct.backends.base import Request, Sampling
+from selfinstruct.backends.base import Request
 from selfinstruct.backends.registry import open_backend
 from selfinstruct.classification import (
-    CHOICES,
     auc,
-    demonstrations,
     held_out_tasks,
     leave_one_out,
     margin_of,
     metrics,
     paper_rule,
+    scoring_request,
+    scoring_templates,
 )
 from selfinstruct.config import RunConfig
-from selfinstruct.prompts import PromptTemplates
+from selfinstruct.prompts import PromptTemplates, classification_prompt
 from selfinstruct.seeds import load_seeds
 
 ZERO_SHOT = ("A classification task asks to pick one answer from a small, fixed set of "
@@ -43,37 +41,12 @@ ZERO_SHOT = ("A classification task asks to pick one answer from a small, fixed 
              "writing free text.\n\n")
 
 
-@dataclass
-class Variant:
-    name: str
-    template: str  # the prompt up to the task's instruction
-
-
-def build_template(header: str, demos: list[tuple[str, bool]]) -> str:
-    body = "".join(f"Task: {text}\nIs it classification? {'Yes' if label else 'No'}\n\n"
-                   for text, label in demos)
-    return f"{header}\n\n{body}Task:"
-
-
-def variants(templates: PromptTemplates, orders: int) -> list[Variant]:
-    text = templates.classification
-    header = text.split("\n\n", 1)[0]
-    demos = demonstrations(text)
-    out = [Variant("bundled", text)]
-    for k in range(orders):
-        shuffled = list(demos)
-        random.Random(k).shuffle(shuffled)
-        out.append(Variant(f"shuffled-{k}", build_template(header, shuffled)))
-    yes = [d for d in demos if d[1]]
-    no = [d for d in demos if not d[1]][: len(yes)]
-    balanced = [d for pair in zip(yes, no) for d in pair]
-    out.append(Variant("balanced", build_template(header, balanced)))
-    out.append(Variant("zero-shot", ZERO_SHOT + "Task:"))
-    return out
-
-
-def prompt(template: str, instruction: str) -> str:
-    return f"{template} {instruction.strip()}\nIs it classification?"
+def variants(templates: PromptTemplates, orders: int) -> dict[str, str]:
+    """Name -> template: the calibrated rule's prompts (the bundled template, ``orders``
+    shuffles, the balanced subset) and a zero-shot question."""
+    prompts = scoring_templates(templates, orders)
+    names = ["bundled"] + [f"shuffled-{k}" for k in range(orders)] + ["balanced"]
+    return {**dict(zip(names, prompts)), "zero-shot": ZERO_SHOT + "Task:"}
 
 
 def standardise(values: list[float]) -> list[float]:
@@ -84,7 +57,7 @@ def standardise(values: list[float]) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--orders", type=int, default=3, help="shuffled-demonstration variants")
+    parser.add_argument("--orders", type=int, default=8, help="shuffled-demonstration variants")
     parser.add_argument("--json", default=None, help="also write the margins here")
     args = parser.parse_args()
 
@@ -96,30 +69,29 @@ def main() -> int:
 
     started = time.perf_counter()
     paper = backend.complete([
-        Request(prompt(templates.classification, t.instruction),
+        Request(classification_prompt(templates, t.instruction),
                 RunConfig().classification_sampling(), prefix=templates.classification)
         for t in tasks])
     paper_pred = [paper_rule(c.text) for c in paper]
     rows = [("paper rule (greedy Yes)", metrics(paper_pred, labels), None,
              time.perf_counter() - started)]
     margins: dict[str, list[float]] = {}
-    for variant in variants(templates, args.orders):
+    for name, template in variants(templates, args.orders).items():
         started = time.perf_counter()
-        completions = backend.complete([
-            Request(prompt(variant.template, t.instruction), Sampling(temperature=0.0),
-                    prefix=variant.template, choices=CHOICES) for t in tasks])
+        completions = backend.complete(
+            [scoring_request(template, t.instruction) for t in tasks])
         values = [margin_of(c) for c in completions]
         if any(v is None for v in values):
-            print(f"{variant.name}: the backend gave no log-probabilities", file=sys.stderr)
+            print(f"{name}: the backend gave no log-probabilities", file=sys.stderr)
             return 1
-        margins[variant.name] = [float(v) for v in values if v is not None]
-        rows.append((f"margin: {variant.name}",
-                     metrics(leave_one_out(margins[variant.name], labels), labels),
-                     auc(margins[variant.name], labels), time.perf_counter() - started))
+        margins[name] = [float(v) for v in values if v is not None]
+        rows.append((f"margin: {name}", metrics(leave_one_out(margins[name], labels), labels),
+                     auc(margins[name], labels), time.perf_counter() - started))
     standard = {name: standardise(v) for name, v in margins.items()}
     ensembles = {
         "ensemble: bundled + shuffled": ["bundled"] + [f"shuffled-{k}" for k in range(args.orders)],
-        "ensemble: all few-shot": [n for n in standard if n != "zero-shot"],
+        "ensemble: all few-shot (the calibrated rule)": [n for n in standard
+                                                         if n != "zero-shot"],
         "ensemble: all": list(standard),
     }
     for name, members in ensembles.items():
@@ -129,11 +101,11 @@ def main() -> int:
     rows.append(("always No", metrics([False] * len(tasks), labels), None, 0.0))
 
     reference = rows[0][1].balanced_accuracy
-    print(f"{'rule':32} {'bal.acc':>8} {'acc':>6} {'prec':>6} {'recall':>6} {'AUC':>6} "
+    print(f"{'rule':46} {'bal.acc':>8} {'acc':>6} {'prec':>6} {'recall':>6} {'AUC':>6} "
           f"{'vs paper':>8} {'s':>6}")
     for name, m, area, seconds in rows:
         area_text = f"{area:.3f}" if area is not None else "-"
-        print(f"{name:32} {m.balanced_accuracy:8.1%} {m.accuracy:6.1%} {m.precision:6.1%} "
+        print(f"{name:46} {m.balanced_accuracy:8.1%} {m.accuracy:6.1%} {m.precision:6.1%} "
               f"{m.recall:6.1%} {area_text:>6} {m.balanced_accuracy / reference:7.2f}x "
               f"{seconds:6.1f}")
     if args.json:

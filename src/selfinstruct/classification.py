@@ -4,10 +4,16 @@
   ``Yes`` (any of ``Yes``/``yes``/``YES``, space stripped) as classification. Small models
   answer Yes to most tasks: Gemma 3 270M says Yes to 79% of our held-out seed tasks,
   of which 10% are classification tasks.
-- The **calibrated** rule scores the same prompt: the log-probability margin of
-  ``" Yes"`` over ``" No"`` as the next token. A task is classification when its margin
-  is above a threshold fitted on labelled tasks the prompt does not show (the held-out
-  seed tasks), chosen for the best balanced accuracy.
+- The **calibrated** rule scores the prompt: the log-probability margin of ``" Yes"``
+  over ``" No"`` as the next token. A single ordering of the demonstrations swings the
+  margin a lot (on Gemma 3 270M, leave-one-out balanced accuracy from 65% to 87% across
+  nine orderings of the same 31 demonstrations), so the rule averages several prompts:
+  the bundled template, the same demonstrations in 8 seeded orders, and a class-balanced
+  subset (:func:`scoring_templates`). Each prompt's margin is standardised with its mean
+  and spread over the calibration tasks, the standardised margins are averaged, and a
+  task is classification when that score is above a threshold fitted on labelled tasks
+  the prompt does not show (the held-out seed tasks), chosen for the best balanced
+  accuracy. ``benchmarks/classification_rules.py`` measures every variant.
 
 Balanced accuracy, the mean of the recall on each class, is the measure: only about 1 in
 10 tasks is a classification task, so plain accuracy rewards answering No to everything.
@@ -20,12 +26,15 @@ Everything here is pure logic over margins and labels; the classify stage and
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from selfinstruct.backends.base import Completion, Request, Sampling
-from selfinstruct.prompts import PromptTemplates, classification_prompt
+from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Task
 
 YES, NO = " Yes", " No"
@@ -47,15 +56,62 @@ def margin_of(completion: Completion) -> float | None:
     return scores[YES] - scores[NO]
 
 
-def scoring_request(templates: PromptTemplates, instruction: str) -> Request:
-    """The few-shot classification prompt, asking for the two choices' log-probabilities."""
-    return Request(classification_prompt(templates, instruction), Sampling(temperature=0.0),
-                   prefix=templates.classification, choices=CHOICES)
+ORDERINGS = 8
+
+
+def scoring_request(template: str, instruction: str) -> Request:
+    """A classification prompt asking for the two choices' log-probabilities; the
+    template (everything before the instruction) is the shared prefix."""
+    return Request(f"{template} {instruction.strip()}\nIs it classification?",
+                   Sampling(temperature=0.0), prefix=template, choices=CHOICES)
 
 
 def demonstrations(template: str) -> list[tuple[str, bool]]:
     """The (instruction, is classification) pairs a classification template shows."""
     return [(m.group(1).strip(), m.group(2) == "Yes") for m in _DEMONSTRATION.finditer(template)]
+
+
+def build_template(header: str, demos: Sequence[tuple[str, bool]]) -> str:
+    """A classification template in the bundled (and original) layout."""
+    body = "".join(f"Task: {text}\nIs it classification? {'Yes' if label else 'No'}\n\n"
+                   for text, label in demos)
+    return f"{header}\n\n{body}Task:"
+
+
+def scoring_templates(templates: PromptTemplates, orderings: int = ORDERINGS) -> list[str]:
+    """The prompts the calibrated rule averages: the template as it is, its demonstrations
+    in ``orderings`` seeded orders, and a class-balanced subset (as many No as Yes
+    demonstrations, alternating). Deterministic: the same templates give the same list."""
+    text = templates.classification
+    demos = demonstrations(text)
+    if not demos:
+        return [text]
+    header = text.split("\n\n", 1)[0]
+    out = [text]
+    for k in range(orderings):
+        shuffled = list(demos)
+        random.Random(k).shuffle(shuffled)
+        out.append(build_template(header, shuffled))
+    yes = [d for d in demos if d[1]]
+    no = [d for d in demos if not d[1]][: len(yes)]
+    if yes and no:
+        out.append(build_template(header, [d for pair in zip(yes, no) for d in pair]))
+    return out
+
+
+def scoring_requests(prompts: Sequence[str], instructions: Sequence[str]) -> list[Request]:
+    """Every (prompt, instruction) pair, prompt-major, so that a backend with prefix reuse
+    evaluates each prompt's demonstrations once."""
+    return [scoring_request(p, text) for p in prompts for text in instructions]
+
+
+def combine(margins: Sequence[Sequence[float]], centres: Sequence[float],
+            scales: Sequence[float]) -> list[float]:
+    """The mean over prompts of each task's standardised margin. ``margins[p][i]``: prompt
+    p, task i."""
+    n = len(margins[0])
+    return [statistics.fmean((margins[p][i] - centres[p]) / scales[p]
+                             for p in range(len(margins))) for i in range(n)]
 
 
 def held_out_tasks(seeds: Sequence[Task], templates: PromptTemplates) -> list[Task]:
@@ -110,7 +166,7 @@ def fit_threshold(margins: Sequence[float], labels: Sequence[bool]) -> float:
         raise ValueError("no margins to fit a threshold on")
     values = sorted(set(margins))
     candidates = ([values[0] - 1.0]
-                  + [(a + b) / 2 for a, b in zip(values, values[1:])]
+                  + [(a + b) / 2 for a, b in itertools.pairwise(values)]
                   + [values[-1] + 1.0])
     scored = [(metrics([m > t for m in margins], labels).balanced_accuracy, t)
               for t in candidates]
@@ -141,26 +197,44 @@ def auc(margins: Sequence[float], labels: Sequence[bool]) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted threshold and how well it does on the tasks it was fitted on, left out
-    one at a time. Stored in the manifest of a run that uses the calibrated rule."""
+    """How to turn a task's margins (one per prompt) into a decision, fitted on labelled
+    tasks: each prompt's centre and scale, and the threshold on the averaged score; with
+    how well it does on those tasks, each left out in turn. Stored in the manifest of a
+    run that uses the calibrated rule."""
 
     threshold: float
+    centres: tuple[float, ...]
+    scales: tuple[float, ...]
     tasks: int
     classification_tasks: int
     held_out: Metrics
     auc: float
 
+    def score(self, margins: Sequence[float]) -> float:
+        """One task's averaged standardised margin; ``margins[p]`` from prompt p."""
+        return combine([[m] for m in margins], self.centres, self.scales)[0]
+
     def as_dict(self) -> dict:
-        return {"threshold": round(self.threshold, 6), "tasks": self.tasks,
+        return {"threshold": round(self.threshold, 6), "prompts": len(self.centres),
+                "centres": [round(c, 6) for c in self.centres],
+                "scales": [round(c, 6) for c in self.scales], "tasks": self.tasks,
                 "classification_tasks": self.classification_tasks,
                 "held_out": self.held_out.as_dict(), "auc": round(self.auc, 6)}
 
 
-def calibrate(margins: Sequence[float], labels: Sequence[bool]) -> Calibration:
+def calibrate(margins: Sequence[Sequence[float]], labels: Sequence[bool]) -> Calibration:
+    """Fit on labelled tasks; ``margins[p][i]``: prompt p, task i. The centres and scales
+    use no labels; the threshold does, so the held-out figure refits it without each
+    task."""
+    centres = tuple(statistics.fmean(row) for row in margins)
+    scales = tuple(statistics.pstdev(row) or 1.0 for row in margins)
+    scores = combine(margins, centres, scales)
     return Calibration(
-        threshold=fit_threshold(margins, labels),
+        threshold=fit_threshold(scores, labels),
+        centres=centres,
+        scales=scales,
         tasks=len(labels),
         classification_tasks=sum(labels),
-        held_out=metrics(leave_one_out(margins, labels), labels),
-        auc=auc(margins, labels),
+        held_out=metrics(leave_one_out(scores, labels), labels),
+        auc=auc(scores, labels),
     )

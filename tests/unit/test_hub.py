@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from typing import ClassVar
 
 import pytest
 
@@ -220,7 +221,7 @@ def test_bad_hub_options_exit_2(run, capsys, args, message):
 
 
 class FakeHfApi:
-    calls: list = []
+    calls: ClassVar[list] = []
     fail = False
 
     def __init__(self, token=None):

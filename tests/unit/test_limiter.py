@@ -74,11 +74,16 @@ def test_the_limit_never_goes_below_the_minimum():
     assert limiter.limit == 2.0 and limiter.allowed == 2
 
 
-def test_retry_after_pauses_every_new_request():
+def test_retry_after_pauses_every_new_request_once_the_limit_is_at_its_floor():
     clock = Clock()
     limiter = AIMDLimiter(8, clock=clock)
-    ticket = limiter.try_acquire()
-    limiter.release(ticket, THROTTLED, retry_after=2.0)
+    limiter.release(limiter.try_acquire(), THROTTLED, retry_after=2.0)
+    assert limiter.limit == 2.0
+    assert limiter.try_acquire() is not None  # merely full: the cut is the answer
+    limiter.release(0, OTHER)
+    for _ in range(2):  # refused even at 2, then at 1 at a time: out of quota
+        limiter.release(limiter.try_acquire(), THROTTLED, retry_after=2.0)
+    assert limiter.limit == 1.0
     assert limiter.try_acquire() is None  # slots are free, but the server asked to wait
     clock.now += 1.9
     assert limiter.try_acquire() is None

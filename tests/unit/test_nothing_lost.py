@@ -618,7 +618,8 @@ def test_export_refuses_a_torn_tasks_file_and_leaves_it(tmp_path, capsys):
 
 def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for command in (["run", "--out", ""], ["generate", "--out", ""], ["export", ""]):
+    for command in (["run", "--out", ""], ["generate", "--out", ""], ["export", ""],
+                    ["classify", ""], ["instances", ""]):
         code, _, err = cli(capsys, *command)
         assert_one_line_error(code, err, "empty")
     assert list(tmp_path.iterdir()) == []

@@ -33,7 +33,9 @@ def test_the_default_cap_is_spelled_out():
 class Blacklisted:
     """Every bootstrap completion is a list of instructions the filters reject."""
 
-    identity = {"backend": "blacklisted"}
+    @property
+    def identity(self):
+        return {"backend": "blacklisted"}
 
     def complete(self, requests):
         return [Completion(" Draw a picture of a cat in the garden.\n10. Plot a graph of the "

@@ -11,8 +11,12 @@ less. :class:`AIMDLimiter` listens, as TCP's congestion control does:
   (0.5), at most once per window: a throttle of a request sent before the last decrease is
   counted but does not cut again, since that window was already cut (without this, a burst
   of 429s to the same window would collapse the limit to its minimum);
-- **Retry-After**: a throttle that says how long to wait pauses every new request until
-  then, not only the retry of the request that got it;
+- **Retry-After**: the throttled request's own retry always waits that long (``retry.py``).
+  Once the limit is at its minimum, a throttle's Retry-After also pauses every new request
+  until then: when even ``min_limit`` requests at a time are refused, the server is out of
+  quota (a rate limit), not of capacity, and only waiting helps. Above the minimum the cut
+  is the answer: a global pause there would idle a server that is merely full (measured in
+  BENCHMARKS.md);
 - the limit stays between ``min_limit`` and ``max_limit`` (``--max-concurrency``).
 
 Other failures (500, a reset connection, a bad request) neither raise nor cut the limit:
@@ -141,7 +145,8 @@ class AIMDLimiter:
 
     def _throttled(self, ticket: int, retry_after: float | None) -> None:
         self.stats.throttles += 1
-        if retry_after is not None and retry_after > 0:
+        at_floor = self.limit <= self.min_limit
+        if retry_after is not None and retry_after > 0 and at_floor:
             until = self.clock() + retry_after
             if until > self._paused_until:
                 self.stats.paused_seconds += until - max(self._paused_until, self.clock())

@@ -56,6 +56,8 @@ def register(subparsers) -> None:
 
 
 def _existing_run_context(args: argparse.Namespace):
+    if not str(args.run).strip():  # Path("") is the current directory: never meant
+        raise UserError("RUN: the path is empty; give a run directory")
     run = Path(args.run)
     if not (run / "manifest.json").is_file():
         raise UserError(f"{run} is not a run directory (no manifest.json); "

@@ -17,12 +17,12 @@ from pathlib import Path
 from selfinstruct.backends.base import Backend, Request
 from selfinstruct.classification import (
     auc,
-    fit_threshold,
-    leave_one_out,
+    calibrate,
     margin_of,
     metrics,
     paper_rule,
-    scoring_request,
+    scoring_requests,
+    scoring_templates,
 )
 from selfinstruct.config import RunConfig
 from selfinstruct.errors import UserError
@@ -47,11 +47,13 @@ class ClassifyEvaluation:
     threshold_fitted_on: str = ""
     auc: float | None = None
     no_logprobs: bool = False
+    prompts: int = 0
 
     def as_dict(self) -> dict:
         return {"tasks": self.tasks, "classification_tasks": self.classification_tasks,
                 **self.rules, "threshold": self.threshold,
-                "threshold_fitted_on": self.threshold_fitted_on, "auc": self.auc}
+                "threshold_fitted_on": self.threshold_fitted_on, "auc": self.auc,
+                "prompts": self.prompts}
 
 
 def read_labelled_tasks(path: str | Path) -> list[LabelledTask]:
@@ -85,15 +87,23 @@ def from_seeds(seeds: list[Task]) -> list[LabelledTask]:
     return [LabelledTask(t.instruction, bool(t.is_classification)) for t in seeds]
 
 
-def _margins(backend: Backend, templates: PromptTemplates, tasks: list[LabelledTask],
+def _margins(backend: Backend, prompts: list[str], tasks: list[LabelledTask],
              folder: Path, reporter: Reporter, stage: str, max_concurrency: int,
-             tally: Tally) -> list[float | None]:
-    requests = [scoring_request(templates, t.instruction) for t in tasks]
-    margins: list[float | None] = [None] * len(tasks)
+             tally: Tally) -> list[list[float]] | None:
+    """``margins[p][i]`` for prompt p and task i; None if the backend cannot score."""
+    requests = scoring_requests(prompts, [t.instruction for t in tasks])
+    flat: list[float | None] = [None] * len(requests)
     for i, completion in answers(backend, requests, folder, reporter, stage,
                                  max_concurrency, tally):
-        margins[i] = margin_of(completion)
-    return margins
+        flat[i] = margin_of(completion)
+    if tally.failed:
+        raise UserError(f"{tally.failed} requests failed ({tally.first_error}); re-run to "
+                        "retry them")
+    if any(m is None for m in flat):
+        return None
+    n = len(tasks)
+    return [[float(m) for m in flat[p * n:(p + 1) * n] if m is not None]
+            for p in range(len(prompts))]
 
 
 def evaluate_classification(backend: Backend, templates: PromptTemplates,
@@ -112,32 +122,34 @@ def evaluate_classification(backend: Backend, templates: PromptTemplates,
     for i, completion in answers(backend, paper_requests, folder, reporter, "paper rule",
                                  max_concurrency, tally):
         answers_paper[i] = paper_rule(completion.text)
-    margins = _margins(backend, templates, tasks, folder, reporter, "margins",
-                       max_concurrency, tally)
     if tally.failed:
         raise UserError(f"{tally.failed} requests failed ({tally.first_error}); re-run to "
                         "retry them")
     result = ClassifyEvaluation(tasks=len(tasks), classification_tasks=sum(labels))
     result.rules["paper"] = metrics([bool(a) for a in answers_paper], labels).as_dict()
-    if any(m is None for m in margins):
+    prompts = scoring_templates(templates)
+    margins = _margins(backend, prompts, tasks, folder, reporter, "margins",
+                       max_concurrency, tally)
+    if margins is None:
         result.no_logprobs = True
+    elif calibration is None:
+        fitted = calibrate(margins, labels)
+        result.rules["calibrated"] = fitted.held_out.as_dict()
+        result.threshold = round(fitted.threshold, 6)
+        result.threshold_fitted_on = "these tasks, each left out in turn"
+        result.auc = round(fitted.auc, 6)
     else:
-        values = [float(m) for m in margins if m is not None]
-        result.auc = round(auc(values, labels), 6)
-        if calibration is None:
-            predicted = leave_one_out(values, labels)
-            result.threshold = round(fit_threshold(values, labels), 6)
-            result.threshold_fitted_on = "these tasks, each left out in turn"
-        else:
-            cal_margins = _margins(backend, templates, calibration, folder, reporter,
-                                   "calibration", max_concurrency, tally)
-            if any(m is None for m in cal_margins):
-                raise UserError("the calibration tasks could not all be scored; re-run")
-            threshold = fit_threshold([float(m) for m in cal_margins if m is not None],
-                                      [t.is_classification for t in calibration])
-            predicted = [m > threshold for m in values]
-            result.threshold = round(threshold, 6)
-            result.threshold_fitted_on = f"the {len(calibration)} held-out seed tasks"
-        result.rules["calibrated"] = metrics(predicted, labels).as_dict()
+        cal_margins = _margins(backend, prompts, calibration, folder, reporter,
+                               "calibration", max_concurrency, tally)
+        if cal_margins is None:
+            raise UserError("the calibration tasks could not all be scored; re-run")
+        fitted = calibrate(cal_margins, [t.is_classification for t in calibration])
+        scores = [fitted.score([row[i] for row in margins]) for i in range(len(tasks))]
+        result.rules["calibrated"] = metrics([v > fitted.threshold for v in scores],
+                                             labels).as_dict()
+        result.threshold = round(fitted.threshold, 6)
+        result.threshold_fitted_on = f"the {len(calibration)} held-out seed tasks"
+        result.auc = round(auc(scores, labels), 6)
     result.rules["always_no"] = metrics([False] * len(tasks), labels).as_dict()
+    result.prompts = len(prompts)
     return result

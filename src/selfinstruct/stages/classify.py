@@ -5,11 +5,13 @@ Two rules (:mod:`selfinstruct.classification`), chosen by the recipe or ``--clas
 - ``paper``: the few-shot Yes/No prompt with greedy decoding, 3 tokens, stop at a newline
   or ``Task``. As in the original, only an answer of exactly ``Yes`` (``Yes``/``yes``/
   ``YES``, surrounding space ignored) counts as classification.
-- ``calibrated``: the same prompt, scored: the log-probability margin of ``" Yes"`` over
-  ``" No"``. The threshold is fitted first on the labelled seed tasks the prompt does not
-  show; the threshold and its leave-one-out accuracy go into the manifest
-  (``classification_calibration``), and each record carries its margin. A backend that
-  returns no log-probabilities falls back to the paper rule, and the manifest says so.
+- ``calibrated``: the prompt in several demonstration orders, scored: the log-probability
+  margin of ``" Yes"`` over ``" No"``, standardised per prompt and averaged. The
+  calibration (per-prompt centre and scale, threshold) is fitted first on the labelled
+  seed tasks the prompt does not show; it and its leave-one-out accuracy go into the
+  manifest (``classification_calibration``), and each record carries its score
+  (``margin``), the threshold and the per-prompt margins. A backend that returns no
+  log-probabilities falls back to the paper rule, and the manifest says so.
 
 Resume: instructions already in ``classifications.jsonl`` are skipped; a request that
 failed for good goes to ``failures.jsonl`` and is tried again on the next run. The seed
@@ -22,12 +24,15 @@ from dataclasses import dataclass
 
 from selfinstruct.backends.base import Request
 from selfinstruct.classification import (
+    NO,
+    YES,
     Calibration,
     calibrate,
     held_out_tasks,
     margin_of,
     paper_rule,
-    scoring_request,
+    scoring_requests,
+    scoring_templates,
 )
 from selfinstruct.context import RunContext
 from selfinstruct.errors import UserError
@@ -52,49 +57,9 @@ def classify(ctx: RunContext) -> ClassifyResult:
     if ctx.config.classification_rule == "calibrated" and todo:
         calibration = calibrate_on_seeds(ctx)
     if calibration is not None:
-        requests = [scoring_request(ctx.templates, r["instruction"]) for r in todo]
+        failed = _classify_calibrated(ctx, todo, calibration, len(instructions) - len(todo))
     else:
-        requests = [
-            Request(classification_prompt(ctx.templates, r["instruction"]),
-                    ctx.config.classification_sampling(), prefix=ctx.templates.classification,
-                    chat=ctx.config.chat)
-            for r in todo
-        ]
-    failed = 0
-    with ctx.reporter.stage("classify", len(instructions)) as bar:
-        bar.advance(len(done))
-        for offset, completion in run_requests(
-            ctx.backend, requests, cache=ctx.cache, max_concurrency=ctx.config.max_concurrency,
-            stats=ctx.usage(STAGE), budget=ctx.budget,
-        ):
-            record = todo[offset]
-            if not completion.ok:
-                ctx.run.failures.append([{"id": record["id"], "stage": STAGE,
-                                          "reason": completion.error}])
-                failed += 1
-                continue
-            if calibration is not None:
-                margin = margin_of(completion)
-                if margin is None:
-                    raise UserError("the backend stopped returning log-probabilities in the "
-                                    "middle of the classify stage; re-run with "
-                                    "--classifier paper")
-                ctx.run.classifications.append([{
-                    "id": record["id"],
-                    "instruction": record["instruction"],
-                    "is_classification": margin > calibration.threshold,
-                    "raw_answer": completion.text,
-                    "margin": round(margin, 6),
-                    "threshold": round(calibration.threshold, 6),
-                }])
-            else:
-                ctx.run.classifications.append([{
-                    "id": record["id"],
-                    "instruction": record["instruction"],
-                    "is_classification": paper_rule(completion.text),
-                    "raw_answer": completion.text,
-                }])
-            bar.advance()
+        failed = _classify_paper(ctx, todo, len(instructions) - len(todo))
     labels = ctx.run.classifications.open()
     return ClassifyResult(
         classified=len(labels),
@@ -103,9 +68,85 @@ def classify(ctx: RunContext) -> ClassifyResult:
     )
 
 
+def _classify_paper(ctx: RunContext, todo: list[dict], already: int) -> int:
+    requests = [
+        Request(classification_prompt(ctx.templates, r["instruction"]),
+                ctx.config.classification_sampling(), prefix=ctx.templates.classification,
+                chat=ctx.config.chat)
+        for r in todo
+    ]
+    failed = 0
+    with ctx.reporter.stage("classify", already + len(todo)) as bar:
+        bar.advance(already)
+        for offset, completion in _send(ctx, requests, STAGE):
+            record = todo[offset]
+            if not completion.ok:
+                _failed(ctx, record["id"], completion.error)
+                failed += 1
+                continue
+            ctx.run.classifications.append([{
+                "id": record["id"],
+                "instruction": record["instruction"],
+                "is_classification": paper_rule(completion.text),
+                "raw_answer": completion.text,
+            }])
+            bar.advance()
+    return failed
+
+
+def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibration,
+                         already: int) -> int:
+    """Every instruction scored with every prompt (prompt-major, so each prompt's prefix is
+    evaluated once); an instruction's record is written when all its scores are in."""
+    prompts = scoring_templates(ctx.templates)
+    requests = scoring_requests(prompts, [r["instruction"] for r in todo])
+    margins: list[list[float | None]] = [[None] * len(todo) for _ in prompts]
+    errors: dict[int, str] = {}
+    with ctx.reporter.stage("classify", (already + len(todo)) * len(prompts)) as bar:
+        bar.advance(already * len(prompts))
+        for offset, completion in _send(ctx, requests, STAGE):
+            p, i = divmod(offset, len(todo))
+            bar.advance()
+            if not completion.ok:
+                errors.setdefault(i, completion.error or "unknown error")
+                continue
+            margin = margin_of(completion)
+            if margin is None:
+                raise UserError("the backend stopped returning log-probabilities in the "
+                                "middle of the classify stage; re-run with --classifier paper")
+            margins[p][i] = margin
+    for i, record in enumerate(todo):
+        if i in errors:
+            _failed(ctx, record["id"], errors[i])
+            continue
+        values = [float(row[i]) for row in margins if row[i] is not None]
+        score = calibration.score(values)
+        ctx.run.classifications.append([{
+            "id": record["id"],
+            "instruction": record["instruction"],
+            "is_classification": score > calibration.threshold,
+            "raw_answer": YES.strip() if score > calibration.threshold else NO.strip(),
+            "margin": round(score, 6),
+            "threshold": round(calibration.threshold, 6),
+            "margins": [round(v, 4) for v in values],
+        }])
+    return len(errors)
+
+
+def _send(ctx: RunContext, requests: list[Request], stage: str):
+    return run_requests(ctx.backend, requests, cache=ctx.cache,
+                        max_concurrency=ctx.config.max_concurrency,
+                        stats=ctx.usage(stage), budget=ctx.budget)
+
+
+def _failed(ctx: RunContext, record_id: str, reason: str | None) -> None:
+    ctx.run.failures.append([{"id": record_id, "stage": STAGE, "reason": reason}])
+
+
 def calibrate_on_seeds(ctx: RunContext) -> Calibration | None:
-    """Score the held-out seed tasks, fit the threshold, record it in the manifest.
-    None (and a note in the manifest) when the backend gives no log-probabilities."""
+    """Score the held-out seed tasks with every prompt, fit the calibration, record it in
+    the manifest. None (and a note in the manifest) when the backend gives no
+    log-probabilities."""
     tasks = held_out_tasks(ctx.seeds, ctx.templates)
     labels = [bool(t.is_classification) for t in tasks]
     if len(tasks) < 10 or not any(labels) or all(labels):
@@ -113,26 +154,26 @@ def calibrate_on_seeds(ctx: RunContext) -> Calibration | None:
             f"--classifier calibrated needs at least 10 labelled seed tasks of both kinds "
             f"that the classification prompt does not show; the seeds have {len(tasks)} "
             f"({sum(labels)} classification)")
-    requests = [scoring_request(ctx.templates, t.instruction) for t in tasks]
-    margins: list[float | None] = [None] * len(tasks)
-    with ctx.reporter.stage("calibrate", len(tasks)) as bar:
-        for offset, completion in run_requests(
-            ctx.backend, requests, cache=ctx.cache, max_concurrency=ctx.config.max_concurrency,
-            stats=ctx.usage("calibrate"), budget=ctx.budget,
-        ):
+    prompts = scoring_templates(ctx.templates)
+    requests = scoring_requests(prompts, [t.instruction for t in tasks])
+    margins: list[list[float | None]] = [[None] * len(tasks) for _ in prompts]
+    with ctx.reporter.stage("calibrate", len(requests)) as bar:
+        for offset, completion in _send(ctx, requests, "calibrate"):
             if not completion.ok:
                 raise UserError(f"classification calibration: a seed task could not be scored "
                                 f"({completion.error}); re-run to retry")
-            margins[offset] = margin_of(completion)
+            p, i = divmod(offset, len(tasks))
+            margins[p][i] = margin_of(completion)
             bar.advance()
-    if any(m is None for m in margins):
+    if any(m is None for row in margins for m in row):
         ctx.manifest["classification_calibration"] = {
             "rule": "paper",
             "note": "the backend returns no log-probabilities; the paper rule was used",
         }
         ctx.save_manifest()
         return None
-    calibration = calibrate([m for m in margins if m is not None], labels)
+    calibration = calibrate([[float(m) for m in row if m is not None] for row in margins],
+                            labels)
     ctx.manifest["classification_calibration"] = {"rule": "calibrated",
                                                   **calibration.as_dict()}
     ctx.save_manifest()
