@@ -4,7 +4,8 @@
 
     OUT/round-1/data/           the pipeline run (selfinstruct run) with M
     OUT/round-1/finetune/       M fine-tuned on round 1's export (selfinstruct finetune)
-    OUT/seeds-only/             optional ablation: M fine-tuned on the seed tasks alone
+    OUT/seeds-only/             optional ablation: M fine-tuned on the seed tasks alone;
+                                with ``round_zero`` also the adapter that writes instances
     OUT/eval/<arm>/superni/     zero-shot SuperNI predictions of each arm
     OUT/eval/<arm>/user-oriented/   responses to the user-oriented tasks (optional)
     OUT/eval/judge/             a judge model's ratings of those responses (optional)
@@ -12,7 +13,13 @@
     OUT/loop.json               options, the steps done and their wall times
 
 Arms: ``base`` (M as it is), ``copy-input`` (the baseline), ``round-K`` (M fine-tuned
-after round K) and ``seeds-only``. With ``rounds=2`` the fine-tuned model of round 1
+after round K; ``seeds+round-K`` when ``train_with_seeds`` adds the seed tasks to its
+data) and ``seeds-only``.
+
+``round_zero`` first fine-tunes M on the seed tasks ("round 0", which is the
+``seeds-only`` arm) and lets that adapter write the instances of every round
+(``--answer-lora``): the model still teaches itself, with its own adapter, but its answers
+come from a version of it that has seen what an answer looks like. With ``rounds=2`` the fine-tuned model of round 1
 writes round 2's data, and round 2 fine-tunes M on rounds 1 and 2 together: iterative
 self-instruct, which the paper did not do. Fine-tuning always starts from M, so rounds
 differ only in their data.
@@ -73,6 +80,10 @@ class LoopOptions:
     n_ctx: int = 4096
     # keep the evaluation sets above out of the generated data (--decontaminate them)
     decontaminate_eval: bool = True
+    # fine-tune M on the seed tasks first and let that adapter write the instances
+    round_zero: bool = False
+    # fine-tune each round on the seed tasks plus the generated data
+    train_with_seeds: bool = False
 
     def validate(self) -> LoopOptions:
         if self.rounds < 1:
@@ -100,7 +111,8 @@ def _timed(steps: list[dict], name: str, started: float, **details) -> None:
     steps.append({"step": name, "seconds": round(time.perf_counter() - started, 1), **details})
 
 
-def run_config(options: LoopOptions, round_no: int, served: ServedModel):
+def run_config(options: LoopOptions, round_no: int, served: ServedModel,
+               answer_lora: str | None = None):
     """The :class:`RunConfig` of one round's generation. Unless ``decontaminate_eval`` is
     off, the loop's own evaluation files (``superni``, ``user_oriented``) are added to any
     ``--decontaminate`` files, so the data cannot copy what the loop evaluates on."""
@@ -112,18 +124,20 @@ def run_config(options: LoopOptions, round_no: int, served: ServedModel):
         files += [p for p in (options.superni, options.user_oriented)
                   if p is not None and p not in files]
         overrides["decontaminate"] = ",".join(files) or None
+    if answer_lora is not None:
+        overrides["answer_lora"] = answer_lora
     return RunConfig(**{**overrides, "num_instructions": options.num_instructions,
                         "seed": options.seed + round_no - 1, "model": served.model,
                         "lora": served.lora, "n_ctx": options.n_ctx})
 
 
 def _generate(options: LoopOptions, round_no: int, served: ServedModel,
-              reporter: Reporter) -> Path:
+              reporter: Reporter, answer_lora: str | None = None) -> Path:
     """Run the pipeline for one round; returns its alpaca export."""
     from selfinstruct.context import open_context
     from selfinstruct.pipeline import run_pipeline
 
-    config = run_config(options, round_no, served)
+    config = run_config(options, round_no, served, answer_lora)
     ctx = open_context(Path(options.out) / f"round-{round_no}" / "data", config,
                        reporter=reporter)
     try:
@@ -134,7 +148,10 @@ def _generate(options: LoopOptions, round_no: int, served: ServedModel,
 
 
 def _train_file(options: LoopOptions, round_no: int, exports: list[Path]) -> Path:
-    """Round 1 trains on its own export; later rounds on every round's export so far."""
+    """Round 1 trains on its own export; later rounds on every round's export so far;
+    with ``train_with_seeds``, the seed tasks come first."""
+    if options.train_with_seeds:
+        exports = [_seed_tasks_file(options), *exports]
     if len(exports) == 1:
         return exports[0]
     rows = [row for path in exports for row in json.loads(path.read_text())]
@@ -205,20 +222,30 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
     arms: dict[str, ServedModel] = {"base": ServedModel(options.model)}
     exports: list[Path] = []
     generator = arms["base"]
+    answer_lora = None
+    if options.seeds_only_arm or options.round_zero:
+        started = time.perf_counter()
+        seeds_only = _finetune(options, _seed_tasks_file(options),
+                               out / "seeds-only" / "finetune")
+        _timed(steps, "seeds-only finetune", started)
+        if options.round_zero:
+            if seeds_only.lora is None:
+                raise UserError("--round-zero serves the seed fine-tune as a llama.cpp "
+                                "adapter, so --model must be a GGUF model")
+            answer_lora = seeds_only.lora
+        if options.seeds_only_arm:
+            arms["seeds-only"] = seeds_only
+    prefix = "seeds+" if options.train_with_seeds else ""
     for round_no in range(1, options.rounds + 1):
         started = time.perf_counter()
-        exports.append(_generate(options, round_no, generator, reporter))
-        _timed(steps, f"round-{round_no} generate", started, model=asdict(generator))
+        exports.append(_generate(options, round_no, generator, reporter, answer_lora))
+        _timed(steps, f"round-{round_no} generate", started, model=asdict(generator),
+               answer_lora=answer_lora)
         started = time.perf_counter()
         data = _train_file(options, round_no, exports)
         generator = _finetune(options, data, out / f"round-{round_no}" / "finetune")
-        arms[f"round-{round_no}"] = generator
+        arms[f"{prefix}round-{round_no}"] = generator
         _timed(steps, f"round-{round_no} finetune", started, data=str(data))
-    if options.seeds_only_arm:
-        started = time.perf_counter()
-        arms["seeds-only"] = _finetune(options, _seed_tasks_file(options),
-                                       out / "seeds-only" / "finetune")
-        _timed(steps, "seeds-only finetune", started)
 
     comparison = None
     if options.superni:

@@ -13,7 +13,7 @@ from selfinstruct.cli.options import add_config_options, config_from_args
 from selfinstruct.progress import RichReporter, SilentReporter
 
 # RunConfig fields the loop sets itself, per round or per arm
-_LOOP_OWNED = ("model", "num_instructions", "seed", "lora", "n_ctx")
+_LOOP_OWNED = ("model", "num_instructions", "seed", "lora", "n_ctx", "answer_lora")
 
 
 def register(subparsers) -> None:
@@ -32,6 +32,11 @@ def register(subparsers) -> None:
     loop.add_argument("--seeds-only-arm", action="store_true",
                       help="also fine-tune on the seed tasks alone (the no-bootstrapping "
                            "ablation)")
+    loop.add_argument("--round-zero", action="store_true",
+                      help="fine-tune the model on the seed tasks first and let that adapter "
+                           "write the instances (--answer-lora); needs a GGUF model")
+    loop.add_argument("--train-with-seeds", action="store_true",
+                      help="fine-tune each round on the seed tasks plus the generated data")
     train = parser.add_argument_group("fine-tuning options (see selfinstruct finetune)")
     train.add_argument("--epochs", type=float, help="epochs (default: 2, as in the paper)")
     train.add_argument("--max-steps", type=int, help="cap on optimizer steps")
@@ -65,6 +70,9 @@ def handle(args: argparse.Namespace) -> int:
     from selfinstruct.loop import LoopOptions, run_loop
 
     config = config_from_args(args)
+    if config.answer_lora:
+        raise UserError("loop sets the answering adapter itself: use --round-zero instead of "
+                        "--answer-lora")
     if config.base_url or config.lora:
         raise UserError("loop fine-tunes --model on this machine, so it takes a local model "
                         "(a bundled name, a .gguf file or transformers:DIR), without "
@@ -84,7 +92,8 @@ def handle(args: argparse.Namespace) -> int:
         seeds_only_arm=args.seeds_only_arm, superni=args.superni,
         superni_max_per_task=args.superni_max_per_task, superni_tasks=tasks,
         user_oriented=args.user_oriented, user_oriented_limit=args.user_oriented_limit,
-        judge_model=args.judge, decontaminate_eval=args.decontaminate_eval)
+        judge_model=args.judge, decontaminate_eval=args.decontaminate_eval,
+        round_zero=args.round_zero, train_with_seeds=args.train_with_seeds)
     result = run_loop(options, SilentReporter() if args.quiet else RichReporter())
     for step in result.steps:
         print(f"{step['step']}: {step['seconds']:.0f} s")

@@ -1,0 +1,68 @@
+"""The loop's round 0 (a seed fine-tune writes the instances) and training with the seeds:
+the orchestration alone, with generation and fine-tuning replaced by recorders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import selfinstruct.loop as loop
+from selfinstruct.errors import UserError
+from selfinstruct.loop import LoopOptions, ServedModel, run_config, run_loop
+
+
+@pytest.fixture()
+def recorded(monkeypatch, tmp_path):
+    calls = {"finetune": [], "generate": []}
+
+    def fake_finetune(options, data, out):
+        calls["finetune"].append((str(data), out.parent.name))
+        return ServedModel(options.model, str(out / "adapter.gguf"))
+
+    def fake_generate(options, round_no, served, reporter, answer_lora=None):
+        calls["generate"].append((round_no, answer_lora))
+        path = tmp_path / f"round-{round_no}.json"
+        path.write_text(json.dumps([{"instruction": f"made in round {round_no}",
+                                     "input": "", "output": "x"}]))
+        return path
+
+    monkeypatch.setattr(loop, "_finetune", fake_finetune)
+    monkeypatch.setattr(loop, "_generate", fake_generate)
+    return calls
+
+
+def test_round_zero_answers_with_the_seed_finetune_and_trains_with_seeds(recorded, tmp_path):
+    result = run_loop(LoopOptions(out=str(tmp_path / "loop"), model="gemma-3-270m",
+                                  round_zero=True, train_with_seeds=True,
+                                  seeds_only_arm=True))
+    seeds_adapter = str(tmp_path / "loop" / "seeds-only" / "finetune" / "adapter.gguf")
+    assert recorded["generate"] == [(1, seeds_adapter)]
+    assert recorded["finetune"][0][1] == "seeds-only"  # round 0 comes first
+    train = recorded["finetune"][1][0]
+    rows = json.loads(open(train).read())
+    assert rows[-1]["instruction"] == "made in round 1" and len(rows) == 234  # 233 seed rows
+    assert set(result.arms) == {"base", "seeds-only", "seeds+round-1"}
+    steps = [s["step"] for s in result.steps]
+    assert steps[:2] == ["seeds-only finetune", "round-1 generate"]
+
+
+def test_without_round_zero_the_model_answers_and_trains_on_its_data_alone(recorded, tmp_path):
+    result = run_loop(LoopOptions(out=str(tmp_path / "loop"), model="smollm2"))
+    assert recorded["generate"] == [(1, None)]
+    assert recorded["finetune"] == [(str(tmp_path / "round-1.json"), "round-1")]
+    assert set(result.arms) == {"base", "round-1"}
+
+
+def test_round_zero_needs_an_adapter(monkeypatch, tmp_path):
+    monkeypatch.setattr(loop, "_finetune", lambda *a: ServedModel("transformers:x"))
+    with pytest.raises(UserError, match="GGUF"):
+        run_loop(LoopOptions(out=str(tmp_path / "loop"), model="transformers:x",
+                             round_zero=True))
+
+
+def test_run_config_carries_the_answering_adapter():
+    options = LoopOptions(out="x", model="gemma-3-270m", run_overrides={"recipe": "refined"})
+    config = run_config(options, 1, ServedModel("gemma-3-270m"), "a.gguf")
+    assert config.answer_lora == "a.gguf" and config.recipe == "refined"
+    assert run_config(options, 1, ServedModel("gemma-3-270m")).answer_lora is None
