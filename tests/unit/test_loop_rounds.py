@@ -4,10 +4,11 @@ the orchestration alone, with generation and fine-tuning replaced by recorders."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-import selfinstruct.loop as loop
+from selfinstruct import loop
 from selfinstruct.errors import UserError
 from selfinstruct.loop import LoopOptions, ServedModel, run_config, run_loop
 
@@ -40,7 +41,7 @@ def test_round_zero_answers_with_the_seed_finetune_and_trains_with_seeds(recorde
     assert recorded["generate"] == [(1, seeds_adapter)]
     assert recorded["finetune"][0][1] == "seeds-only"  # round 0 comes first
     train = recorded["finetune"][1][0]
-    rows = json.loads(open(train).read())
+    rows = json.loads(Path(train).read_text())
     assert rows[-1]["instruction"] == "made in round 1" and len(rows) == 234  # 233 seed rows
     assert set(result.arms) == {"base", "seeds-only", "seeds+round-1"}
     steps = [s["step"] for s in result.steps]
