@@ -46,6 +46,7 @@ class PreviewTask:
     answer: str = ""  # the model's raw Yes/No answer
     instances: list[Instance] = field(default_factory=list)  # kept by the filters
     dropped: dict[str, int] = field(default_factory=dict)  # by the parser and the filters
+    task_dropped: str | None = None  # the filters' reason for dropping the whole task
     error: str | None = None
 
 
@@ -173,10 +174,10 @@ def _instances(tasks: list[PreviewTask], backend: Backend, c: RunConfig,
         reasons = Counter(reason for _, reason in parsed.dropped)
         reasons.update(reason for _, reason in dropped)
         reasons.update("over_limit" for _ in over)
-        if task_reason:
-            reasons[task_reason] += len(kept)
-            kept = []
-        task.instances = kept
+        if task_reason is None and not kept:
+            task_reason = "no_valid_instances"
+        task.instances = [] if task_reason else kept
+        task.task_dropped = task_reason
         task.dropped = dict(reasons)
 
 
@@ -213,6 +214,8 @@ def preview_table(preview: Preview):
                  for i in task.instances]
         if task.dropped:
             lines.append("dropped: " + ", ".join(f"{r} {n}" for r, n in task.dropped.items()))
+        if task.task_dropped:
+            lines.append(f"task dropped: {task.task_dropped}")
         if task.error:
             lines.append(f"failed: {_short(task.error, 100)}")
         table.add_row(str(k), _short(task.instruction), label, "\n".join(lines) or "(none)")

@@ -135,12 +135,25 @@ def test_fine_tuned_model_serves_on_both_backends(trained):
     prompt, _ = finetuning_example(PromptTemplates.load(), row["instruction"], row["input"],
                                    row["output"], __import__("random").Random(0))
     request = Request(prompt, Sampling(max_tokens=12))
-    [merged] = open_backend(f"transformers:{out / 'merged'}")[0].complete([request])
-    [adapted] = open_backend("smollm2", lora=str(out / "adapter.gguf"))[0].complete([request])
+    merged_backend = open_backend(f"transformers:{out / 'merged'}")[0]
+    adapted_backend = open_backend("smollm2", lora=str(out / "adapter.gguf"))[0]
+    [merged] = merged_backend.complete([request])
+    [adapted] = adapted_backend.complete([request])
     [base] = open_backend("smollm2")[0].complete([request])
     first_words = [c.text.split()[:2] for c in (merged, adapted)]
     assert first_words[0] and first_words[0] == first_words[1], (merged.text, adapted.text)
     assert adapted.text != base.text
+    # scoring (the calibrated classifier's request) agrees across the two backends, up to
+    # the quantization of the llama.cpp weights
+    from selfinstruct.classification import scoring_request
+
+    scoring = scoring_request(PromptTemplates.load().classification, row["instruction"])
+    [torch_scores] = merged_backend.complete([scoring])
+    [cpp_scores] = adapted_backend.complete([scoring])
+    for choice, value in torch_scores.choice_logprobs.items():
+        assert value < 0
+        assert abs(value - cpp_scores.choice_logprobs[choice]) < 1.0, (
+            torch_scores.choice_logprobs, cpp_scores.choice_logprobs)
 
 
 def test_rerun_of_a_finished_fine_tune_does_nothing(trained):

@@ -121,6 +121,9 @@ def test_the_table_says_when_a_request_failed_or_nothing_was_kept():
     assert "the bootstrap request failed: HTTP 503: busy" in _render(failed)
     empty = Preview(model="m", seed=1, candidates=2, rejected=[("a", "too_short")] * 2)
     assert "kept no instruction" in _render(empty)
+    dropped = PreviewTask("2", "Do that.", True, "Yes", task_dropped="no_valid_instances")
+    assert "task dropped: no_valid_instances" in _render(Preview(model="m", seed=1,
+                                                                 tasks=[dropped]))
     task = PreviewTask("1", "Do it.", None, error="timeout")
     assert "failed: timeout" in str(preview_table(Preview(model="m", seed=1, tasks=[task]))
                                     .columns[3]._cells)
