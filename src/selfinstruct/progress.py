@@ -7,7 +7,7 @@ get :class:`SilentReporter` unless they ask for bars.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 
@@ -18,7 +18,7 @@ class StageProgress(Protocol):
 
 
 class Reporter(Protocol):
-    def stage(self, name: str, total: int | None) -> contextmanager[StageProgress]: ...
+    def stage(self, name: str, total: int | None) -> AbstractContextManager[StageProgress]: ...
 
 
 class _Silent:

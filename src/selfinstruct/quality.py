@@ -107,7 +107,8 @@ def margin_histogram(classifications: Iterable[dict],
                      bins: int = MARGIN_BINS) -> MarginHistogram | None:
     """The histogram of the records' numeric ``margin`` fields; None when none has one.
     The threshold is the records' most common numeric ``threshold``."""
-    margins, thresholds = [], Counter()
+    margins: list[float] = []
+    thresholds: Counter[float] = Counter()
     for record in classifications:
         margin = _number(record.get("margin"))
         if margin is None:

@@ -234,8 +234,8 @@ class JsonlLog:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise UserError(f"{self.path}:{line}: not UTF-8 text; the run directory was "
+            line_no = raw.count(b"\n", 0, exc.start) + 1
+            raise UserError(f"{self.path}:{line_no}: not UTF-8 text; the run directory was "
                             "edited or damaged") from None
         records = []
         for number, line in enumerate(text.split("\n"), start=1):
@@ -331,6 +331,7 @@ def _first_non_finite(value: object, where: str = "") -> str | None:
     infinity), or None."""
     if isinstance(value, float) and not math.isfinite(value):
         return where or "(top level)"
+    items: Iterable[tuple[object, object]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):

@@ -20,6 +20,7 @@ and drawing (:mod:`selfinstruct.analysis.figures`).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -61,7 +62,7 @@ def _by_reason(records) -> dict[str, int]:
 
 def compute_funnel(instructions: list[dict], rejects: list[dict], classifications: list[dict],
                    instances: list[dict], instance_rejects: list[dict], tasks: list[dict],
-                   failures: list[dict] = ()) -> Funnel:
+                   failures: Sequence[dict] = ()) -> Funnel:
     """Count the funnel from the run's records (see the module docstring)."""
     kept_ids = {r["id"] for r in instructions}
     labels = {r["id"]: r["is_classification"] for r in classifications if r["id"] in kept_ids}

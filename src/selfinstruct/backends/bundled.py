@@ -58,7 +58,7 @@ def _distribution_file(dist_name: str, suffix: str) -> Path | None:
         return None
     for file in dist.files or ():
         if str(file).endswith(suffix):
-            return Path(dist.locate_file(file))
+            return Path(str(dist.locate_file(file)))  # typed as SimplePath; a Path
     return None
 
 

@@ -27,24 +27,25 @@ class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = None
+        db: sqlite3.Connection | None = None
         try:
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                       isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
+            db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                 isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, "
                 "completion TEXT NOT NULL)"
             )
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
-            self._db.execute(
+            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.Error as exc:
-            if self._db is not None:
-                self._db.close()
+            if db is not None:
+                db.close()
             raise self._error(exc) from None
+        self._db: sqlite3.Connection = db
 
     def _error(self, exc: sqlite3.Error) -> UserError:
         """One line naming the cache file (a file that is not a database, a full disk)."""

@@ -61,7 +61,7 @@ def ratings_log(folder: str | Path) -> JsonlLog:
     return JsonlLog(Path(folder) / "ratings.jsonl")
 
 
-def rated_keys(records: Iterable[dict]) -> set[tuple[str, str, str]]:
+def rated_keys(records: Iterable[dict]) -> set[tuple[str | None, str | None, str | None]]:
     return {(r.get("rater"), r.get("model"), r.get("instance_id")) for r in records}
 
 

@@ -155,7 +155,8 @@ class ReviewStore:
 
     def rating_records(self, rater: str | None = None) -> list[dict]:
         """Ratings in the format of :mod:`selfinstruct.evaluation.ratings`."""
-        query, args = "SELECT * FROM ratings", ()
+        query = "SELECT * FROM ratings"
+        args: tuple[str, ...] = ()
         if rater is not None:
             query, args = query + " WHERE rater = ?", (rater,)
         with closing(self._connect()) as conn:

@@ -76,8 +76,8 @@ def load_seeds(path: str | Path | None = None) -> list[Task]:
         text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
     except UnicodeDecodeError as exc:
         start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line = data.count(b"\n", 0, start) + 1
-        raise UserError(f"{file}:{line}: not UTF-8 text ({exc.reason})") from None
+        line_no = data.count(b"\n", 0, start) + 1
+        raise UserError(f"{file}:{line_no}: not UTF-8 text ({exc.reason})") from None
     # Split on "\n" only: str.splitlines() would also split inside strings holding U+2028.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
