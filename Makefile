@@ -1,8 +1,10 @@
 # One command for all checks: `make check`.
-.PHONY: check lint test fast
-check: lint test
+.PHONY: check lint types test fast
+check: lint types test
 lint:
 	python3 -m ruff check src tests benchmarks
+types:
+	python3 -m mypy
 test:
 	python3 -m pytest -q
 fast:

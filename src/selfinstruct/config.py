@@ -120,8 +120,8 @@ class RunConfig:
         if self.base_url is not None:
             try:
                 split_base_urls(self.base_url)
-            except UserError as error:
-                error.field = "base_url"
+            except UserError as exc:
+                exc.field = "base_url"
                 raise
         for name, allowed in (("recipe", tuple(RECIPES)), ("classifier", CLASSIFIERS)):
             value = getattr(self, name)

@@ -54,11 +54,11 @@ class ConfigFile:
         """Name the file and line in a validation error caused by one of its values. An
         error about a flag's value is returned unchanged; one about a default or manifest
         value (a bound set by another field) says the file's options were in play."""
-        name = getattr(error, "field", None)
+        name = error.field
         if name in given_as_flags or not self.values:
             return error
         message = str(error)
-        if name not in self.values:  # a bound that depends on another field, from the file
+        if name is None or name not in self.values:  # a bound set by another field, from the file
             return UserError(f"{message} (with the options in {self.path})")
         flag = "--" + name.replace("_", "-")
         if message.startswith(flag + ":"):

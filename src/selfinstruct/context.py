@@ -7,12 +7,12 @@ the manifest (a resumed run must not mix parameters) unless ``force_new`` is giv
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import platform
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from selfinstruct import __version__
 from selfinstruct.backends.base import Backend
@@ -32,14 +32,11 @@ from selfinstruct.rundir import (
     RunDir,
     RunLock,
     is_finite_number,
+    now,  # importable from here too, as before
     read_manifest,
     write_manifest,
 )
 from selfinstruct.seeds import load_seeds
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def derived_rng(seed: int, *parts: object) -> random.Random:
@@ -74,6 +71,7 @@ class RunContext:
         if self._backend is None:
             self.connect()
             self.save_manifest()
+        assert self._backend is not None  # connect() opened it
         return self._backend
 
     def connect(self) -> None:
@@ -96,9 +94,9 @@ class RunContext:
 
     def _open(self, lora: str | None) -> tuple[Backend, ModelInfo]:
         c = self.config
-        options = {"base_url": c.base_url, "api_key_env": c.api_key_env,
-                   "n_ctx": c.n_ctx, "prefix_cache": c.prefix_cache,
-                   "request_timeout": c.request_timeout, "lora": lora}
+        options: dict[str, Any] = {
+            "base_url": c.base_url, "api_key_env": c.api_key_env, "n_ctx": c.n_ctx,
+            "prefix_cache": c.prefix_cache, "request_timeout": c.request_timeout, "lora": lora}
         if c.executor == "ray":  # the only place that imports Ray
             from selfinstruct.backends.ray_actors import open_on_ray
 

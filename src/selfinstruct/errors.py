@@ -8,3 +8,6 @@ message names the file, line or field, and says what to do next. Never put an AP
 
 class UserError(Exception):
     """Bad input or configuration. The CLI prints ``selfinstruct: error: <message>``, exits 2."""
+
+    #: the run option the error is about, when one is (a config file's reader names its line)
+    field: str | None = None

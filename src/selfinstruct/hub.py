@@ -33,7 +33,6 @@ block (the Hub computes it from the Parquet files).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -43,7 +42,7 @@ from pathlib import Path
 from selfinstruct import __version__
 from selfinstruct.errors import UserError
 from selfinstruct.records import Task
-from selfinstruct.rundir import atomic_write_text
+from selfinstruct.rundir import atomic_write_text, file_sha256
 
 HUB_HINT = "pip install 'selfinstruct[hub]'"
 TOKEN_ENV = "HF_TOKEN"
@@ -98,7 +97,7 @@ def seeds_license(manifest: dict, override: str | None = None) -> tuple[str, str
         return "apache-2.0", "the seed tasks bundled with selfinstruct (Apache-2.0)"
     path = Path(source)
     if path.is_file():
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
         if digest in KNOWN_SEED_FILES:
             license_id, what = KNOWN_SEED_FILES[digest]
             return license_id, f"{what}, recognised by its sha256"

@@ -190,12 +190,14 @@ def _evaluate_superni(options: LoopOptions, arm: str, served: ServedModel,
     from selfinstruct.evaluation.superni import load_instances
     from selfinstruct.evaluation.superni_run import run_superni, select
 
-    chosen = select(load_instances(options.superni), options.superni_tasks,
+    superni = options.superni
+    assert superni is not None  # run_loop evaluates on SuperNI only with --superni
+    chosen = select(load_instances(superni), options.superni_tasks,
                     options.superni_max_per_task)
     out = Path(options.out) / "eval" / arm / "superni"
     backend, info = _open(served, options.n_ctx)
     try:
-        run_superni(backend, info.as_dict(), options.superni, chosen, out, reporter=reporter)
+        run_superni(backend, info.as_dict(), superni, chosen, out, reporter=reporter)
     finally:
         del backend
     return out / "predictions.jsonl"
@@ -205,10 +207,12 @@ def _evaluate_user_oriented(options: LoopOptions, arm: str, served: ServedModel,
                             reporter: Reporter) -> Path:
     from selfinstruct.evaluation.user_oriented import load_items, run_user_oriented
 
-    items = load_items(options.user_oriented)[: options.user_oriented_limit]
+    user_oriented = options.user_oriented
+    assert user_oriented is not None  # run_loop evaluates on them only with --user-oriented
+    items = load_items(user_oriented)[: options.user_oriented_limit]
     out = Path(options.out) / "eval" / arm / "user-oriented"
     backend, info = _open(served, options.n_ctx)
-    result = run_user_oriented(backend, info.as_dict(), arm, options.user_oriented, items,
+    result = run_user_oriented(backend, info.as_dict(), arm, user_oriented, items,
                                out, reporter=reporter)
     return result.path
 
@@ -279,6 +283,7 @@ def _compare(options: LoopOptions, predictions: dict[str, Path | None]) -> dict:
     from selfinstruct.evaluation.superni import load_instances
     from selfinstruct.evaluation.superni_run import select
 
+    assert options.superni is not None  # run_loop compares only with --superni
     chosen = select(load_instances(options.superni), options.superni_tasks,
                     options.superni_max_per_task)
     result = compare(chosen, predictions)
@@ -292,6 +297,7 @@ def _judge(options: LoopOptions, response_files: list[Path], reporter: Reporter)
     from selfinstruct.evaluation.user_oriented import load_responses
 
     responses = [r for path in response_files for r in load_responses(path)]
+    assert options.judge_model is not None  # run_loop judges only with --judge-model
     backend, info = open_backend(options.judge_model, n_ctx=options.n_ctx)
     judge(backend, info.as_dict(), responses, Path(options.out) / "eval" / "judge",
           reporter=reporter)

@@ -25,9 +25,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selfinstruct.errors import UserError
 from selfinstruct.rundir import check_output_path
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # architecture -> does llama.cpp permute q/k rows relative to transformers?
 SUPPORTED_ARCHITECTURES = {"llama": True, "gemma3": False, "gemma2": False, "gemma": False,
@@ -98,7 +102,7 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out: str | 
     arch_id = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
     names = gguf.get_tensor_name_map(arch_id, n_blocks)
 
-    pairs: dict[str, dict[str, object]] = {}
+    pairs: dict[str, dict[str, np.ndarray]] = {}
     for key, array in load_file(str(weights_path)).items():
         parsed = _hf_module_name(key)
         if parsed is None:

@@ -7,7 +7,6 @@
 - :func:`candidate_decisions`: each candidate of one bootstrap completion with the reason it
   is rejected (the rule filters and the truncation rule; not the ROUGE-L novelty test,
   which needs the pool), or None.
-- :func:`parse_classification`: the Yes/No answer.
 - :func:`parse_generation_instances` / :func:`parse_classification_instances`: the
   ``Example N`` / ``Input:`` / ``Output:`` blocks and the ``Class label:`` blocks.
 
@@ -65,16 +64,6 @@ def candidate_decisions(text: str, finish_reason: str | None,
             reason = instruction_reject_reason(candidate)
         decisions.append((candidate, reason))
     return decisions
-
-
-def parse_classification(text: str) -> bool | None:
-    """True for Yes, False for No, None when the answer is neither."""
-    answer = text.strip().rstrip(".").strip().lower()
-    if answer.startswith("yes"):
-        return True
-    if answer.startswith("no"):
-        return False
-    return None
 
 
 @dataclass

@@ -22,8 +22,10 @@ Any other unreadable line is corruption and is reported, never silently skipped.
 
 from __future__ import annotations
 
+import datetime as _dt
 import errno
 import glob
+import hashlib
 import json
 import math
 import os
@@ -43,6 +45,20 @@ except ImportError:  # pragma: no cover - Windows
 
 FORMAT_VERSION = 1
 LOCK_NAME = ".lock"
+
+
+def now() -> str:
+    """The time now, UTC, to the second, in ISO 8601: the timestamps of every manifest."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, in hex, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -117,7 +133,7 @@ def _target_mode(target: Path) -> int:
                     "(give the path of a file)")
 
 
-def check_output_path(path: str | Path) -> None:
+def check_output_path(path: str | os.PathLike[str]) -> None:
     """Fail early, as :func:`atomic_write` would, on a target that is not a regular file."""
     _target_mode(Path(path))
 

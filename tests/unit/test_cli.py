@@ -1,12 +1,15 @@
 """The CLI surface: help, lazy imports, bad input as one line with exit code 2."""
 
+import re
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
 from selfinstruct.cli import main
-from selfinstruct.cli.options import OPTIONS
+from selfinstruct.cli.options import METAVARS, OPTIONS
+from selfinstruct.config import RunConfig
 
 
 def test_import_is_light():
@@ -25,6 +28,41 @@ def test_run_help_documents_every_option(capsys):
     for name, *_ in OPTIONS:
         assert "--" + name.replace("_", "-") in text
     assert "--out" in text and "--force-new" in text
+
+
+def _option_blocks(capsys, monkeypatch, command: str) -> dict[str, str]:
+    """``command --help``, one entry per option: its flags and help on one line."""
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside "(default: ...)"
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    blocks = {}
+    for block in re.split(r"\n(?=  -)", text.split("\noptions:\n", 1)[1]):
+        flat = " ".join(block.split("\n\n")[0].split())  # without a group heading after it
+        blocks[flat.split()[0].rstrip(",")] = flat
+    return blocks
+
+
+def test_run_help_shows_each_real_default_once(capsys, monkeypatch):
+    blocks = _option_blocks(capsys, monkeypatch, "run")
+    defaults = {f.name: f.default for f in fields(RunConfig)}
+    for block in blocks.values():
+        assert block.count("(default:") <= 1, block
+        assert "(default: None)" not in block, block
+    for name, _, kind, _ in OPTIONS:
+        block = blocks["--" + name.replace("_", "-")]
+        if defaults[name] is not None:
+            assert block.endswith(f"(default: {defaults[name]})"), block
+        if kind is not bool:  # a metavar that says what the value is, not the flag's last word
+            assert block.startswith(f"--{name.replace('_', '-')} {METAVARS[name]} "), block
+    for said_nothing in ("TASK", "CLASSIFICATION", "GENERATION", "INSTRUCTIONS", "TOTAL"):
+        assert not any(f" {said_nothing} " in block for block in blocks.values())
+
+
+def test_report_help_shows_no_default_twice(capsys, monkeypatch):
+    blocks = _option_blocks(capsys, monkeypatch, "report")
+    assert blocks["--sample-seed"].endswith("(default: the run's seed)")
+    assert blocks["--sample"].endswith("(default: 20)")
 
 
 @pytest.mark.parametrize("args,message", [

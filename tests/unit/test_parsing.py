@@ -5,7 +5,6 @@ import json
 from paths import FIXTURES
 
 from selfinstruct.parsing import (
-    parse_classification,
     parse_classification_instances,
     parse_generation_instances,
     split_instructions,
@@ -30,12 +29,6 @@ def test_split_collapses_whitespace_and_capitalizes_like_the_original():
 
 def test_split_ignores_empty_pieces():
     assert split_instructions("\n10. \n11. ") == []
-
-
-def test_parse_classification_answers():
-    assert parse_classification(" Yes") is True
-    assert parse_classification("no.") is False
-    assert parse_classification(" maybe") is None
 
 
 def test_generation_examples_real_fixture():

@@ -5,7 +5,6 @@ from hypothesis import strategies as st
 
 from selfinstruct.filters import instance_reject_reason, instruction_reject_reason
 from selfinstruct.parsing import (
-    parse_classification,
     parse_classification_instances,
     parse_generation_instances,
     split_instructions,
@@ -44,9 +43,3 @@ def test_instance_parsers_never_raise_and_account_for_drops(text, truncated):
             assert reason is None or isinstance(reason, str)
         for _, reason in parsed.dropped:
             assert reason in {"truncated", "unparseable"}
-
-
-@settings(max_examples=200, deadline=None)
-@given(ANY_TEXT)
-def test_classification_answer_is_yes_no_or_none(text):
-    assert parse_classification(text) in (True, False, None)

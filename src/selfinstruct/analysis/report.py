@@ -15,7 +15,6 @@ reads what the run wrote.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from selfinstruct.analysis.stats import (
 from selfinstruct.analysis.verbs import VerbNode, extract_pairs, load_nlp, top_verb_nouns
 from selfinstruct.errors import UserError
 from selfinstruct.quality import QualityMeasures, measure
-from selfinstruct.rundir import atomic_write_text
+from selfinstruct.rundir import atomic_write_text, now
 
 REPORT_DIR = "report"
 SAMPLE_SIZE = 20
@@ -153,7 +152,7 @@ def render(data: ReportData) -> str:
         median_seed=scores[len(scores) // 2] if scores else None,
         above_half=sum(s > 0.5 for s in scores),
         least_diverse=_least_diverse(data),
-        generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        generated_at=now(),
         version=__version__,
     )
 

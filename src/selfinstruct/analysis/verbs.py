@@ -98,7 +98,7 @@ def top_verb_nouns(pairs: Iterable[tuple[str, str] | None], top_verbs: int = TOP
     """The sunburst's data: the ``top_verbs`` most common verbs (by their number of
     pairs), each with its ``nouns_per_verb`` most common nouns, largest verb first."""
     counts = Counter(p for p in pairs if p is not None)
-    by_verb = Counter()
+    by_verb: Counter[str] = Counter()
     for (verb, _), n in counts.items():
         by_verb[verb] += n
     verbs = sorted(by_verb, key=lambda v: (-by_verb[v], v))[:top_verbs]

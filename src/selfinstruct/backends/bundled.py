@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from selfinstruct.errors import UserError
+from selfinstruct.rundir import file_sha256
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
@@ -77,12 +78,7 @@ def smollm2_path() -> Path:
     return path
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = file_sha256  # the name the registry (and older code) imports from here
 
 
 def gemma_path() -> Path:

@@ -69,7 +69,9 @@ def redact_text(text: str) -> str:
 
 def has_redacted_credentials(value: str | None) -> bool:
     """Whether ``value`` is a redacted URL (as a manifest stores one), unusable as is."""
-    return bool(value) and (f"{REDACTED}@" in value or f"={REDACTED}" in value)
+    if not value:
+        return False
+    return f"{REDACTED}@" in value or f"={REDACTED}" in value
 
 
 def public_url(url: str) -> str:

@@ -22,6 +22,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from selfinstruct.backends.base import (
@@ -102,7 +103,7 @@ class OpenAICompatBackend:
 
     def _one(self, request: Request) -> Completion:
         s = request.sampling
-        params = {
+        params: dict[str, Any] = {  # keyword arguments of the SDK's create()
             "model": self.model, "temperature": s.temperature, "top_p": s.top_p,
             "max_tokens": s.max_tokens, "presence_penalty": s.presence_penalty,
             "frequency_penalty": s.frequency_penalty,

@@ -29,6 +29,7 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
 from selfinstruct.backends.balanced import BalancedBackend
 from selfinstruct.backends.base import BackendError, Completion, Request, TransientBackendError
@@ -52,7 +53,8 @@ _WORKER_LOST = (ray_errors.RayActorError, ray_errors.WorkerCrashedError,
                 ray_errors.ObjectLostError, ray_errors.NodeDiedError)
 
 
-@ray.remote(concurrency_groups={"control": 1})
+# Ray's typed overloads of ray.remote lack concurrency_groups, which it accepts
+@ray.remote(concurrency_groups={"control": 1})  # type: ignore[call-overload]
 class BackendWorker:
     """One backend in one Ray worker process.
 
@@ -122,7 +124,7 @@ class RayPool(BalancedBackend):
         self.started_ray = started_ray
 
     def close(self) -> None:
-        _end([member.handle for member in self.members], self.started_ray)
+        _end([cast(RayMember, member).handle for member in self.members], self.started_ray)
         self.members = []
         self.started_ray = False
 
@@ -173,8 +175,10 @@ def open_on_ray(model: str, options: dict, *, address: str | None = None,
     token = uuid.uuid4().hex[:8]
     names = [f"{ACTOR_PREFIX}-{token}-{i}" for i in range(count)]
     handles = [
-        BackendWorker.options(name=name, num_cpus=CPUS_PER_ACTOR, max_restarts=-1,
-                              max_task_retries=0, scheduling_strategy="SPREAD")
+        # ray.remote made BackendWorker an ActorClass, which mypy does not know
+        BackendWorker.options(  # type: ignore[attr-defined]
+            name=name, num_cpus=CPUS_PER_ACTOR, max_restarts=-1, max_task_retries=0,
+            scheduling_strategy="SPREAD")
         .remote(model, options, CPUS_PER_ACTOR, os.getcwd())
         for name in names
     ]

@@ -67,16 +67,16 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
         from selfinstruct.backends.openai_compat import OpenAICompatBackend
 
         name = model.split(":", 1)[1] if model.startswith("openai:") else model
-        urls = split_base_urls(base_url) if base_url is not None else [None]
+        urls = split_base_urls(base_url) if base_url is not None else []
         if len(urls) > 1:
             pool = open_endpoints(name, urls, api_key_env=api_key_env,
                                   timeout=request_timeout)
             return pool, ModelInfo(name=name, backend="openai",
                                    base_url=redact_base_urls(base_url))
-        backend = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
-                                      timeout=request_timeout)
-        backend.check_connection()
-        return backend, ModelInfo(name=name, backend="openai",
+        server = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
+                                     timeout=request_timeout)
+        server.check_connection()
+        return server, ModelInfo(name=name, backend="openai",
                                   base_url=redact_base_urls(base_url))
 
     from selfinstruct.backends.bundled import resolve_gguf, sha256_file
@@ -90,8 +90,8 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
         if not lora_path.is_file():
             raise UserError(f"--lora: no such adapter file: {lora}")
         lora_digest = sha256_file(lora_path)
-    backend = LlamaCppBackend(path, model_name=model, n_ctx=n_ctx, sha256=digest,
-                              prefix_cache=prefix_cache, n_threads=n_threads,
-                              lora_path=lora, lora_sha256=lora_digest)
-    return backend, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest,
+    embedded = LlamaCppBackend(path, model_name=model, n_ctx=n_ctx, sha256=digest,
+                               prefix_cache=prefix_cache, n_threads=n_threads,
+                               lora_path=lora, lora_sha256=lora_digest)
+    return embedded, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest,
                               lora=lora, lora_sha256=lora_digest)

@@ -27,6 +27,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from selfinstruct.backends.base import BackendError, Completion, Request, scored
 from selfinstruct.hf_models import ModelSource, load_causal_lm, require_torch, resolve_source
@@ -53,8 +54,9 @@ def weights_digest(source: ModelSource) -> str:
 def _penalty_processor(presence: float, frequency: float, prompt_length: int):
     """OpenAI-style presence/frequency penalties over the generated tokens only."""
     torch, transformers = require_torch()
+    logits_processor: Any = transformers.LogitsProcessor  # imported lazily
 
-    class OpenAIPenalties(transformers.LogitsProcessor):
+    class OpenAIPenalties(logits_processor):
         def __call__(self, input_ids, scores):
             generated = input_ids[:, prompt_length:]
             if generated.shape[1] == 0:

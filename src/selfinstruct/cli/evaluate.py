@@ -354,12 +354,13 @@ def _handle_superni_compare(args) -> int:
 
 
 def _print_superni(metrics: dict, title: str, per_task: bool) -> None:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
     from rich.table import Table
 
     table = Table(title=title, header_style="bold")
-    for name, justify in (("group", "left"), ("instances", "right"), ("ROUGE-L", "right"),
-                          ("exact match", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("group", "left"), ("instances", "right"), ("ROUGE-L", "right"), ("exact match", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     table.add_row("[bold]all[/bold]", str(metrics["instances"]), f"{metrics['rougeL']:.2f}",
                   f"{metrics['exact_match']:.2f}", end_section=True)

@@ -56,6 +56,7 @@ def export_hub(args: argparse.Namespace, run_dir, tasks, target, token: str | No
                              license=args.license, repo_id=args.push_to_hub)
     lines = []
     if args.push_to_hub:
+        assert token is not None  # check_hub_args gave it, or raised
         url = push_to_hub(path, args.push_to_hub, token, private=args.private)
         lines.append(f"uploaded {path} to {url}")
     return path, lines

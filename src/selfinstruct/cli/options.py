@@ -7,11 +7,13 @@ dataclass default, i.e. the original Self-Instruct setting.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import fields
 
-from selfinstruct.config import RunConfig
+from selfinstruct.config import EXECUTORS, RunConfig
 from selfinstruct.config_file import read_config_file
 from selfinstruct.errors import UserError
+from selfinstruct.recipes import CLASSIFIERS, RECIPES
 
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
@@ -50,7 +52,7 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("executor", "scale-out", str, ("where requests run: local, or ray (actors each holding "
                                     "the model; pip install 'selfinstruct[ray]')")),
     ("ray_address", "scale-out", str, ("with --executor ray: the cluster to join, auto or "
-                                       "HOST:PORT; None: $RAY_ADDRESS, or the cluster "
+                                       "HOST:PORT; not given: $RAY_ADDRESS, or the cluster "
                                        "'ray start' began here, or a new local one")),
     ("replicas", "scale-out", int, "with --executor ray: actors to start (0: one per CPU)"),
     ("max_tokens_total", "budget", int, "stop cleanly after this many tokens in+out (0: none)"),
@@ -71,6 +73,34 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("instance_max_tokens_classification", "instances", int, "max new tokens, classification"),
     ("instance_max_tokens_generation", "instances", int, "max new tokens, other tasks"),
 ]
+
+
+def _one_of(names: Iterable[str]) -> str:
+    return "{" + ",".join(names) + "}"
+
+
+# What each option's value is, for the help's metavar (booleans take none).
+METAVARS: dict[str, str] = {
+    "recipe": _one_of(RECIPES), "classifier": _one_of(CLASSIFIERS),
+    "decontaminate": "PATH", "num_instructions": "N", "seed": "N", "seeds": "PATH",
+    "prompts": "DIR", "model": "NAME", "lora": "PATH", "answer_lora": "PATH",
+    "base_url": "URL", "api_key_env": "NAME", "n_ctx": "TOKENS", "max_concurrency": "N",
+    "request_timeout": "SECONDS", "executor": _one_of(EXECUTORS), "ray_address": "ADDRESS",
+    "replicas": "N", "max_tokens_total": "TOKENS", "max_cost": "USD", "input_price": "USD",
+    "output_price": "USD", "num_prompt_instructions": "N", "num_machine_instructions": "N",
+    "request_batch_size": "N", "bootstrap_temperature": "FLOAT", "bootstrap_top_p": "FLOAT",
+    "bootstrap_presence_penalty": "FLOAT", "bootstrap_max_tokens": "TOKENS",
+    "similarity_threshold": "FLOAT", "max_requests": "N", "max_instances_per_task": "N",
+    "instance_presence_penalty": "FLOAT", "instance_max_tokens_classification": "TOKENS",
+    "instance_max_tokens_generation": "TOKENS",
+}
+
+
+def _help(help_text: str, default: object) -> str:
+    """The help with the option's real default. The parser's own default is None (not
+    given: the config file, a resumed run or the dataclass decides), which the help
+    formatter leaves out; a None default has nothing to show (the help says what it means)."""
+    return help_text if default is None else f"{help_text} (default: {default})"
 
 
 # Options that may be given several times; the values are joined by commas, which is
@@ -97,14 +127,13 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         default = _DEFAULTS[name]
         if kind is bool:
             g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                           default=None, help=f"{help_text} (default: {default})")
+                           default=None, help=_help(help_text, default))
         elif name in REPEATABLE:
             g.add_argument(flag, dest=name, action=_JoinRepeated, default=None,
-                           metavar=name.split("_")[-1].upper(),
-                           help=f"{help_text} (default: {default})")
+                           metavar=METAVARS[name], help=_help(help_text, default))
         else:
-            g.add_argument(flag, dest=name, type=kind, default=None, metavar=name.split("_")[-1].upper(),
-                           help=f"{help_text} (default: {default})")
+            g.add_argument(flag, dest=name, type=kind, default=None, metavar=METAVARS[name],
+                           help=_help(help_text, default))
 
 
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> RunConfig:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from selfinstruct.cli.help import DefaultsFormatter
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,10 +15,11 @@ def register(subparsers) -> None:
                     "nearest seed, length histograms, the classification split, a random "
                     "sample and the run's manifest. Needs: pip install "
                     "'selfinstruct[analysis]'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsFormatter)
     parser.add_argument("run", metavar="RUN", help="run directory")
-    parser.add_argument("--sample", type=int, default=20, help="tasks in the random sample")
-    parser.add_argument("--sample-seed", type=int, default=None,
+    parser.add_argument("--sample", type=int, default=20, metavar="N",
+                        help="tasks in the random sample")
+    parser.add_argument("--sample-seed", type=int, default=None, metavar="N",
                         help="seed of the sample (default: the run's seed)")
     parser.set_defaults(handler=handle)
 

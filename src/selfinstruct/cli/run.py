@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from selfinstruct.cli.help import DefaultsFormatter
 from selfinstruct.cli.options import add_config_options, config_from_args
 from selfinstruct.cli.preview import add_preview_option, handle_preview
 from selfinstruct.context import config_from_manifest, open_context
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
             "resumes with that run's parameters; options given override them only where "
             "allowed (--num-instructions, --max-concurrency, --max-requests)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     add_run_dir_options(parser, out_required=False)
     add_preview_option(parser)
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def add_run_dir_options(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
-    parser.add_argument("--out", required=out_required,
+    parser.add_argument("--out", required=out_required, metavar="DIR",
                         help="run directory (created or resumed)")
     parser.add_argument("--force-new", action="store_true",
                         help="discard what the run directory holds and start over")

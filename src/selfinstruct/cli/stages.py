@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from selfinstruct.cli.help import DefaultsFormatter
 from selfinstruct.cli.hub_export import add_hub_options, check_hub_args, export_hub
 from selfinstruct.cli.options import OPTIONS, add_config_options
 from selfinstruct.cli.run import add_run_dir_options, context_from_args
@@ -20,7 +21,7 @@ from selfinstruct.errors import UserError
 def register(subparsers) -> None:
     gen = subparsers.add_parser(
         "generate", help="stage 1: bootstrap new instructions from the seeds",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsFormatter)
     add_run_dir_options(gen)
     add_config_options(gen)
     gen.set_defaults(handler=handle_generate)

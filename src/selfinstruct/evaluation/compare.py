@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def bootstrap_interval(values: list[float], draws: list[list[int]],
     return _percentile(means, tail), _percentile(means, 1.0 - tail)
 
 
-def score_arms(instances: list[SuperNIInstance], arms: dict[str, str | Path | None],
+def score_arms(instances: list[SuperNIInstance], arms: Mapping[str, str | Path | None],
                ) -> list[ArmScores]:
     """ROUGE-L per instance for each arm (``None`` as the path: the copy-input baseline)."""
     results = []
@@ -74,7 +75,7 @@ def score_arms(instances: list[SuperNIInstance], arms: dict[str, str | Path | No
     return results
 
 
-def compare(instances: list[SuperNIInstance], arms: dict[str, str | Path | None], *,
+def compare(instances: list[SuperNIInstance], arms: Mapping[str, str | Path | None], *,
             resamples: int = 1000, seed: int = 0) -> dict:
     """The comparison as a JSON-able dict (see :func:`render_markdown`)."""
     scored = score_arms(instances, arms)

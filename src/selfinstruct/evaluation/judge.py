@@ -47,6 +47,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request, Sampling
@@ -161,7 +162,7 @@ def parse_rating(reply: str) -> tuple[str | None, str, str | None]:
     found = _REASONING.search(text)
     if found:
         reasoning = found.group(1).strip()
-    elif rating is not None:
+    elif rating is not None and match is not None:  # the match that gave the rating
         reasoning = text[match.end():].lstrip(" \n:.-*)").rstrip()
     else:
         reasoning = text.strip()
@@ -204,7 +205,7 @@ def judge(backend: Backend, judge_model: dict, responses: list[Response], out: s
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, stop=JUDGE_STOP)
     requests, truncated = [], 0
     for r in todo:
-        prompt, cut = fit_prompt(lambda text, r=r: judge_prompt(r.instruction, r.input, text),
+        prompt, cut = fit_prompt(partial(judge_prompt, r.instruction, r.input),
                                  r.response.strip(), max_tokens, counter)
         truncated += cut
         requests.append(Request(prompt, sampling, prefix=JUDGE_RUBRIC, chat=chat))

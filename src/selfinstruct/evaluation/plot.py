@@ -52,8 +52,8 @@ def plot_ratings(dists: list[Distribution], path: str | Path, title: str) -> Pat
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=8,
               frameon=False)
     target = Path(path)

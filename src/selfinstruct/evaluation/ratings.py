@@ -26,12 +26,11 @@ module leaves out: who produces ratings (see ``judge.py``) and drawing them (``p
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.rundir import JsonlLog
+from selfinstruct.rundir import JsonlLog, now
 
 RATINGS_FORMAT_VERSION = 1
 LEVELS = ("A", "B", "C", "D")
@@ -53,7 +52,7 @@ def rating_record(model: str, instance_id: str, rater: str, rating: str | None,
     }
     if judge_output is not None:
         record["judge_output"] = judge_output
-    record["rated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record["rated_at"] = now()
     return record
 
 

@@ -12,28 +12,14 @@ Settings that only choose *which* items to run (``--tasks``, ``--max-per-task``,
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 from pathlib import Path
 
 from selfinstruct import __version__
 from selfinstruct.errors import UserError
-from selfinstruct.rundir import atomic_write_text
+from selfinstruct.rundir import atomic_write_text, now
 
 EVAL_FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def open_eval_dir(path: str | Path, command: str, settings: dict) -> dict:
@@ -45,7 +31,7 @@ def open_eval_dir(path: str | Path, command: str, settings: dict) -> dict:
     manifest_path = folder / "run.json"
     if not manifest_path.exists():
         manifest = {"format_version": EVAL_FORMAT_VERSION, "command": command,
-                    "selfinstruct_version": __version__, "created": _now(), "settings": settings}
+                    "selfinstruct_version": __version__, "created": now(), "settings": settings}
         save_manifest(folder, manifest)
         return manifest
     try:
@@ -75,5 +61,5 @@ def save_manifest(folder: str | Path, manifest: dict) -> None:
 
 def record_session(folder: str | Path, manifest: dict, summary: dict) -> None:
     """Store the latest session's summary (wall time, usage) in ``run.json``."""
-    manifest["last_session"] = {"finished": _now(), **summary}
+    manifest["last_session"] = {"finished": now(), **summary}
     save_manifest(folder, manifest)

@@ -50,17 +50,17 @@ import json
 import string
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request, Sampling
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.fit import fit_prompt, token_counter
-from selfinstruct.evaluation.rundir import file_sha256, open_eval_dir, record_session
+from selfinstruct.evaluation.rundir import open_eval_dir, record_session
 from selfinstruct.evaluation.superni import SuperNIInstance, SuperNIScores, score
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.rundir import JsonlLog, atomic_write_text
+from selfinstruct.rundir import JsonlLog, atomic_write_text, file_sha256
 
 TEMPLATES = ("tk", "self-instruct")
 TRIMS = ("paragraph", "tk-gpt3", "none")
@@ -186,7 +186,7 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     requests, truncated = [], []
     for inst in todo:
         prompt, cut = fit_prompt(
-            lambda text, d=inst.definition: build_prompt(settings.template, d, text),
+            partial(build_prompt, settings.template, inst.definition),
             inst.input, settings.max_new_tokens, counter)
         requests.append(Request(prompt, sampling, chat=settings.chat))
         truncated.append(cut)
@@ -194,9 +194,10 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     tally = Tally()
     for i, completion in answers(backend, requests, folder, reporter, "superni",
                                  max_concurrency, tally):
-        record = {"id": todo[i].id, "task": todo[i].task,
-                  "prediction": trim(completion.text, settings.trim),
-                  "completion": completion.text, "finish_reason": completion.finish_reason}
+        record: dict[str, object] = {
+            "id": todo[i].id, "task": todo[i].task,
+            "prediction": trim(completion.text, settings.trim),
+            "completion": completion.text, "finish_reason": completion.finish_reason}
         if truncated[i]:
             record["input_truncated"] = True
         log.append([record])

@@ -21,7 +21,6 @@ unchanged. What this module leaves out: HTTP (see :mod:`.app`).
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from pathlib import Path
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.ratings import LEVELS, RATINGS_FORMAT_VERSION
 from selfinstruct.records import Instance, Task
+from selfinstruct.rundir import now
 
 DB_NAME = "review.sqlite"
 DECISIONS = ("accept", "reject", "edit")
@@ -64,10 +64,6 @@ MIGRATIONS = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -121,7 +117,7 @@ class ReviewStore:
     # -- reviews --------------------------------------------------------------------
 
     def save_review(self, review: Review) -> Review:
-        review = replace(review, updated_at=review.updated_at or _now())
+        review = replace(review, updated_at=review.updated_at or now())
         instances = None if review.instances is None else json.dumps(
             [{"input": i.input, "output": i.output} for i in review.instances],
             ensure_ascii=False)
@@ -151,7 +147,7 @@ class ReviewStore:
             raise UserError(f"rating must be one of {', '.join(LEVELS)}, got {rating!r}")
         with closing(self._connect()) as conn, conn:
             conn.execute("INSERT OR REPLACE INTO ratings VALUES (?, ?, ?, ?, ?, ?)",
-                         (rater, model, instance_id, rating, reasoning, _now()))
+                         (rater, model, instance_id, rating, reasoning, now()))
 
     def rating_records(self, rater: str | None = None) -> list[dict]:
         """Ratings in the format of :mod:`selfinstruct.evaluation.ratings`."""

@@ -24,20 +24,39 @@ are not written twice, and generation continues where the crash stopped it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from selfinstruct.backends.base import Completion, Request
+from selfinstruct.config import RunConfig
 from selfinstruct.context import RunContext, derived_rng, derived_seed
 from selfinstruct.decontamination import contaminated_instruction
 from selfinstruct.errors import UserError
 from selfinstruct.executor import run_requests
 from selfinstruct.novelty import NoveltyIndex
 from selfinstruct.parsing import TRUNCATED, candidate_decisions
-from selfinstruct.prompts import bootstrap_prompt
+from selfinstruct.prompts import PromptTemplates, bootstrap_prompt
 from selfinstruct.records import Instruction, Reject
 
 STAGE = "bootstrap"
 TRUNCATED_WHOLE = ("the completion hit max_tokens: the paper recipe drops such a completion "
                    "whole, as the original code does")
+
+
+class _Settings(Protocol):
+    """What the prompt builder and the filter read: a RunContext, or preview's view of one."""
+
+    @property
+    def config(self) -> RunConfig: ...
+    @property
+    def templates(self) -> PromptTemplates: ...
+
+
+class _Records(Protocol):
+    """Where the filter's decisions go: :class:`_Writer`, or preview's in-memory one."""
+
+    def kept(self, record: Instruction) -> None: ...
+    def rejected(self, record: Reject) -> None: ...
+    def failed(self, request_id: str, reason: str) -> None: ...
 
 
 @dataclass
@@ -48,7 +67,7 @@ class BootstrapResult:
     reached_target: bool
 
 
-def _prompt_for(ctx: RunContext, request_index: int, seed_pool: list[str],
+def _prompt_for(ctx: _Settings, request_index: int, seed_pool: list[str],
                 machine: list[str]) -> str:
     c = ctx.config
     rng = derived_rng(c.seed, STAGE, request_index)
@@ -128,8 +147,8 @@ def bootstrap(ctx: RunContext) -> BootstrapResult:
                            reached_target=len(machine) >= c.num_instructions)
 
 
-def _accept(ctx: RunContext, i: int, request: Request, completion: Completion,
-            index: NoveltyIndex, machine: list[str], writer: _Writer) -> tuple[int, int]:
+def _accept(ctx: _Settings, i: int, request: Request, completion: Completion,
+            index: NoveltyIndex, machine: list[str], writer: _Records) -> tuple[int, int]:
     """Filter one completion's candidates in order; returns (kept, rejected) counts."""
     c = ctx.config
     if not completion.ok:

@@ -119,7 +119,7 @@ def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibra
         if i in errors:
             _failed(ctx, record["id"], errors[i])
             continue
-        values = [float(row[i]) for row in margins if row[i] is not None]
+        values = [float(m) for m in (row[i] for row in margins) if m is not None]
         score = calibration.score(values)
         ctx.run.classifications.append([{
             "id": record["id"],

@@ -144,7 +144,7 @@ def _jsonl_examples(file: Path, text: str) -> tuple[str, tuple[Example, ...]]:
         examples.append(_chat_example(row, where) if fmt == "chat"
                         else Example(_text_field(row, "prompt", where),
                                      _text_field(row, "completion", where)))
-    if not examples:
+    if not examples or fmt is None:  # fmt is set by the first row
         raise UserError(f"{file}: holds no examples")
     return fmt, tuple(examples)
 

@@ -26,11 +26,11 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from selfinstruct.errors import UserError
 from selfinstruct.hf_models import TRAIN_EXTRA_HINT, passive_openmp_threads
+from selfinstruct.rundir import now
 from selfinstruct.training.manifest import FORMAT_VERSION, prepare_out_dir, write_manifest
 
 LORA_LEARNING_RATE = 2e-4
@@ -243,7 +243,7 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
                     train_loss=history, wall_seconds=round(wall, 2),
                     wall_seconds_total=round(wall + (previous or {}).get("wall_seconds_total",
                                                                          0.0), 2),
-                    finished_at=_now())
+                    finished_at=now())
     write_manifest(out, manifest)
     return FinetuneResult(out, trainer.state.global_step, resumed_from, history,
                           len(encoded.features), wall)
@@ -379,7 +379,7 @@ def _new_manifest(options: FinetuneOptions, data, resolved: str) -> dict:
         "method": "full" if options.full else "lora",
         "options": recorded,
         "seed": options.seed,
-        "started_at": _now(),
+        "started_at": now(),
         "versions": _versions(),
     }
 
@@ -387,14 +387,10 @@ def _new_manifest(options: FinetuneOptions, data, resolved: str) -> dict:
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    found = {"python": platform.python_version()}
+    found: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("selfinstruct", "torch", "transformers", "peft", "accelerate"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = None
     return found
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
