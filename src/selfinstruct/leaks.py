@@ -20,6 +20,14 @@ with any demonstration text of the template that produced it: output-first for
 classification tasks, input-first otherwise. Short texts are ignored on both sides, so a
 label such as ``Positive`` that a task shares with a demonstration is not a leak.
 
+A second test catches the partial copies that ROUGE-L F misses because the demonstration is
+much longer than the copy ("Project: Fix the leaking faucet in apartment 4B." against the
+whole letter; "Write a polite message asking my landlord to fix a leaking faucet." given as
+an answer, which is a demonstration's *instruction*): a text of at least
+:data:`MIN_CONTAINED_TOKENS` tokens leaks when at least :data:`CONTAINMENT` of its tokens
+form a common subsequence with one demonstration text, instructions included. Found by
+reading 30 random instances of a Gemma 3 270M run by hand, 3 of which were such copies.
+
 Deliberately left out: leaks of the bootstrap prompt (its in-context instructions are in the
 novelty filter's pool already), and near-copies below the threshold.
 """
@@ -35,13 +43,16 @@ from selfinstruct.novelty import NoveltyIndex
 from selfinstruct.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance
-from selfinstruct.rouge import Tokenizer
+from selfinstruct.rouge import Tokenizer, lcs_length
 
-__all__ = ["LEAK_THRESHOLD", "MIN_TOKENS", "Demonstration", "LeakDetector", "demonstrations"]
+__all__ = ["CONTAINMENT", "LEAK_THRESHOLD", "MIN_TOKENS", "Demonstration", "LeakDetector",
+           "demonstrations"]
 
 LEAK_THRESHOLD = 0.7  # ROUGE-L F above this with a demonstration text: a copy
 MIN_TOKENS = 4  # texts with fewer tokens (labels, "Number: 97") are never leaks
 REASON = "demonstration_leak"
+CONTAINMENT = 0.8  # share of a text's tokens in a common subsequence with one demonstration
+MIN_CONTAINED_TOKENS = 5
 
 _BLOCK = re.compile(r"\n\n(?=Task:)")
 
@@ -70,6 +81,7 @@ def demonstrations(template: str, classification: bool) -> list[Demonstration]:
         task = head.removeprefix("Task:").strip()
         if not task or not body.strip():
             continue  # the final, empty "Task:" the query is appended to
+        found.append(Demonstration(task, "instruction", task))
         for instance in parse(body, False).instances:
             for name in ("input", "output"):
                 text = getattr(instance, name)
@@ -87,10 +99,13 @@ class LeakDetector:
         self.min_tokens = min_tokens
         self._tokenize = Tokenizer(use_stemmer=False)
         self._indexes: dict[bool, tuple[NoveltyIndex, list[Demonstration]]] = {}
+        self._token_lists: dict[bool, list[tuple[Demonstration, list[str]]]] = {}
         for classification, template in ((True, templates.instance_output_first),
                                          (False, templates.instance_input_first)):
-            demos = [d for d in demonstrations(template, classification) if self._long(d.text)]
+            every = demonstrations(template, classification)
+            demos = [d for d in every if d.field != "instruction" and self._long(d.text)]
             self._indexes[classification] = (NoveltyIndex(d.text for d in demos), demos)
+            self._token_lists[classification] = [(d, self._tokenize(d.text)) for d in every]
 
     def _long(self, text: str) -> bool:
         return len(self._tokenize(text)) >= self.min_tokens
@@ -111,9 +126,27 @@ class LeakDetector:
                 continue
             scores = index.scores(text)
             best = int(np.argmax(scores))  # the first demonstration reaching the maximum
+            template = "output-first" if classification else "input-first"
             if scores[best] > self.threshold:
                 demo = demos[best]
-                template = "output-first" if classification else "input-first"
                 return REASON, (f"{name} has ROUGE-L {scores[best]:.4f} with the {demo.field} "
                                 f"of the {template} demonstration \"{demo.task}\"")
+            contained = self._contained(text, classification)
+            if contained is not None:
+                demo, share = contained
+                return REASON, (f"{share:.0%} of the {name}'s words copy the {demo.field} "
+                                f"of the {template} demonstration \"{demo.task}\"")
+        return None
+
+    def _contained(self, text: str, classification: bool
+                   ) -> tuple[Demonstration, float] | None:
+        """The first demonstration text that holds at least ``CONTAINMENT`` of the
+        text's tokens as a common subsequence, with that share."""
+        tokens = self._tokenize(text)
+        if len(tokens) < MIN_CONTAINED_TOKENS:
+            return None
+        for demo, demo_tokens in self._token_lists[classification]:
+            share = lcs_length(tokens, demo_tokens) / len(tokens)
+            if share >= CONTAINMENT:
+                return demo, share
         return None
