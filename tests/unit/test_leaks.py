@@ -57,6 +57,11 @@ def templates():
 
 def test_demonstrations_are_parsed_with_the_instance_parsers():
     found = demonstrations(INPUT_FIRST, classification=False)
+    assert [(d.task[:13], d.field, d.text[:13]) for d in found if d.field == "instruction"] == [
+        ("Write a polit", "instruction", "Write a polit"),
+        ("Convert the m", "instruction", "Convert the m"),
+    ]
+    found = [d for d in found if d.field != "instruction"]
     assert [(d.task[:13], d.field, d.text) for d in found] == [
         ("Write a polit", "output", LETTER),
         ("Convert the m", "input", "Measurement: 5 miles"),
@@ -65,7 +70,7 @@ def test_demonstrations_are_parsed_with_the_instance_parsers():
         ("Convert the m", "output", "12 ounces is about 340 grams."),
     ]
     labels = demonstrations(OUTPUT_FIRST, classification=True)
-    assert [(d.field, d.text) for d in labels] == [
+    assert [(d.field, d.text) for d in labels if d.field != "instruction"] == [
         ("input", "Review: Absolutely love this backpack. My laptop fits perfectly."),
         ("output", "Positive"),
         ("input", "Review: I returned these headphones after two days."),
@@ -166,3 +171,27 @@ def test_the_original_templates_parse():
     assert len({d.task for d in detector.demonstrations(True)}) >= 10
     demo = detector.demonstrations(False)[0]
     assert detector.leak(Instance("", demo.text), False)[0] == "demonstration_leak"
+
+
+def test_a_copy_of_most_of_a_demonstrations_words_is_a_leak_even_when_short():
+    detector = LeakDetector(PromptTemplates.load())
+    demo = next(d for d in demonstrations(PromptTemplates.load().instance_input_first, False)
+                if d.field == "instruction")
+    # a demonstration's instruction given as the answer: ROUGE-L F with the (longer)
+    # demonstration outputs is low, but every word is the instruction's
+    reason, detail = detector.leak(Instance("", demo.task), False)
+    assert reason == "demonstration_leak" and "instruction" in detail
+    # a sentence of common words that merely shares some of them is not
+    assert detector.leak(Instance("", "I like to walk in the park with my dog on sunny days."),
+                         False) is None
+
+
+def test_no_original_seed_instance_counts_as_a_leak_of_our_templates():
+    from selfinstruct.seeds import load_seeds
+
+    if not ORIGINAL.is_dir():
+        pytest.skip("the shared data directory is not there")
+    detector = LeakDetector(PromptTemplates.load())
+    seeds = load_seeds(str(ORIGINAL / "seed_tasks.jsonl"))
+    assert not [i for s in seeds for i in s.instances
+                if detector.leak(i, bool(s.is_classification))]
