@@ -237,8 +237,6 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
                 raise UserError("--round-zero serves the seed fine-tune as a llama.cpp "
                                 "adapter, so --model must be a GGUF model")
             answer_lora = seeds_only.lora
-        if options.seeds_only_arm:
-            arms["seeds-only"] = seeds_only
     prefix = "seeds+" if options.train_with_seeds else ""
     for round_no in range(1, options.rounds + 1):
         started = time.perf_counter()
@@ -250,6 +248,8 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
         generator = _finetune(options, data, out / f"round-{round_no}" / "finetune")
         arms[f"{prefix}round-{round_no}"] = generator
         _timed(steps, f"round-{round_no} finetune", started, data=str(data))
+    if options.seeds_only_arm:
+        arms["seeds-only"] = seeds_only
 
     comparison = None
     if options.superni:

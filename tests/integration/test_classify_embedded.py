@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
+import selfinstruct.prompts
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.classification import NO, YES, held_out_tasks, scoring_request
 from selfinstruct.cli import main
@@ -44,8 +46,24 @@ def test_scores_are_log_probabilities_independent_of_the_previous_call(smollm2):
     assert scores[" Yes, it is"] < scores[YES]
 
 
+def _short_prompts(folder):
+    """The bundled templates with a classification template of 6 demonstrations, so each
+    of the rule's 10 prompts costs little prefill on CI's two cores."""
+    import shutil
+
+    from selfinstruct.classification import build_template, demonstrations
+
+    source = Path(selfinstruct.prompts.__file__).parent / "templates"
+    shutil.copytree(source, folder)
+    bundled = PromptTemplates.load().classification
+    short = build_template(bundled.split("\n\n", 1)[0], demonstrations(bundled)[:6])
+    (folder / "clf_task_identification_template_1.txt").write_text(short)
+    return folder
+
+
 def test_eval_classify_cli_reports_both_rules(tmp_path, capsys):
-    tasks = held_out_tasks(load_seeds(None), PromptTemplates.load())
+    prompts = _short_prompts(tmp_path / "prompts")
+    tasks = held_out_tasks(load_seeds(None), PromptTemplates.load(str(prompts)))
     positives = [t for t in tasks if t.is_classification][:5]
     negatives = [t for t in tasks if not t.is_classification][:5]
     seeds = tmp_path / "seeds.jsonl"
@@ -56,6 +74,7 @@ def test_eval_classify_cli_reports_both_rules(tmp_path, capsys):
                      + json.dumps({"instruction": "Write a limerick about a cat.",
                                    "is_classification": False}) + "\n")
     code = main(["eval", "classify", "--model", "smollm2", "--seeds", str(seeds),
+                 "--prompts", str(prompts),
                  "--tasks", str(probe), "--json", "--out", str(tmp_path / "out")])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
