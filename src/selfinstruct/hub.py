@@ -9,6 +9,8 @@ the data was made (``selfinstruct export RUN --format hf -o DIR [--push-to-hub R
                                               the filter funnel and the command that makes
                                               the same data again
       data/train-00000-of-00001.parquet       id, instruction, input, output, is_classification
+                                              (and quality_<name> columns with --tags,
+                                              :mod:`selfinstruct.tags`)
 
 ``datasets.load_dataset(DIR)`` reads it as it is (the card's ``configs`` names the files),
 and so does the Hub once the folder is uploaded. The rows are the Parquet export's, in the
@@ -214,11 +216,26 @@ def _model_lines(model: dict) -> list[str]:
     return lines
 
 
+_TAG_COLUMNS = (
+    ("max_rouge_l", "float",
+     "the instruction's highest ROUGE-L against the pool when kept; null for seed tasks"),
+    ("nearest_instruction", "string", "the pool instruction it was nearest to"),
+    ("classification_margin", "float",
+     "the calibrated classifier's score; null under the paper's rule"),
+    ("classification_threshold", "float", "the threshold that score was compared with"),
+    ("echo", "bool", "the output is 1 or 2 words, all of them in the instruction"),
+    ("instruction_words", "int", "words in the instruction"),
+    ("input_words", "int", "words in the input"),
+    ("output_words", "int", "words in the output"),
+)
+
+
 def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: str,
-                 reviewed: bool = False, load_name: str = "DIR") -> str:
+                 reviewed: bool = False, load_name: str = "DIR", tags: bool = False) -> str:
     """The README.md of the data set: metadata, then how the data was made.
     ``records``: a :class:`selfinstruct.analysis.run_records.RunRecords`; ``load_name``:
-    what ``load_dataset`` is given in the card's example (the repository id, or a folder)."""
+    what ``load_dataset`` is given in the card's example (the repository id, or a folder);
+    ``tags``: the rows carry the quality columns (``export --tags``)."""
     from selfinstruct.config import RunConfig
 
     manifest = records.manifest
@@ -252,7 +269,13 @@ def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: s
             "| input | string | its input; empty when the task needs none |",
             "| output | string | the answer |",
             ("| is_classification | bool | the model's own answer to \"is it a classification "
-            "task?\" |"), "",
+            "task?\" |")]
+    if tags:
+        from selfinstruct.tags import COLUMN_PREFIX
+
+        out += [f"| {COLUMN_PREFIX}{name} | {kind} | {what} |"
+                for name, kind, what in _TAG_COLUMNS]
+    out += ["",
             "```python", "from datasets import load_dataset", "",
             f'data = load_dataset({json.dumps(load_name)}, split="train")', "```", ""]
     out += ["## How it was made", ""]
@@ -291,7 +314,8 @@ def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: s
     version = manifest.get("selfinstruct_version", __version__)
     out += ["", "## Reproduce", "",
             "```bash", f"pip install 'selfinstruct=={version}'", command,
-            f"selfinstruct export runs/{run_name} --format hf -o {shlex.quote(run_name)}-hf",
+            (f"selfinstruct export runs/{run_name} --format hf "
+             f"-o {shlex.quote(run_name)}-hf{' --tags' if tags else ''}"),
             "```", "",
             ("With the same model file (check its sha256 above) the embedded backend writes the "
             "same bytes for the same seed. A server's answers depend on the server. Paths in "
@@ -307,9 +331,10 @@ def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: s
 def write_hub_dataset(run_dir: str | Path, tasks: list[Task], out_dir: str | Path, *,
                       reviewed: bool = False, license: str | None = None,
                       repo_id: str | None = None,
-                      rows_per_shard: int = ROWS_PER_SHARD) -> Path:
+                      rows_per_shard: int = ROWS_PER_SHARD, tags: bool = False) -> Path:
     """Write ``out_dir/data/*.parquet`` and ``out_dir/README.md`` for the run's ``tasks``;
-    ``repo_id``: the Hub repository it is meant for, named in the card's example."""
+    ``repo_id``: the Hub repository it is meant for, named in the card's example; ``tags``:
+    with the quality columns (:mod:`selfinstruct.tags`), from the run's records."""
     from selfinstruct.analysis.run_records import RunRecords
     from selfinstruct.stages.export import write_parquet
 
@@ -319,15 +344,20 @@ def write_hub_dataset(run_dir: str | Path, tasks: list[Task], out_dir: str | Pat
     if target.exists() and not target.is_dir():
         raise UserError(f"--output: {target} exists and is not a directory (--format hf "
                         "writes a directory)")
+    run_tags = None
+    if tags:
+        from selfinstruct.tags import RunTags
+
+        run_tags = RunTags.from_records(records.instructions, records.classifications)
     groups = shard_tasks(tasks, rows_per_shard)
     names = shard_names(len(groups))
     for group, name in zip(groups, names):
-        write_parquet(group, target / name)
+        write_parquet(group, target / name, run_tags)
     for stale in (target / "data").glob("train-*-of-*.parquet"):  # an earlier export's
         if f"data/{stale.name}" not in names:
             stale.unlink()
     card = dataset_card(records, tasks, license_id=license_id, license_note=license_note,
-                        reviewed=reviewed, load_name=repo_id or str(target))
+                        reviewed=reviewed, load_name=repo_id or str(target), tags=tags)
     atomic_write_text(target / "README.md", card)
     return target
 

@@ -53,7 +53,8 @@ def export_hub(args: argparse.Namespace, run_dir, tasks, target, token: str | No
     from selfinstruct.hub import push_to_hub, write_hub_dataset
 
     path = write_hub_dataset(run_dir, tasks, target, reviewed=args.reviewed,
-                             license=args.license, repo_id=args.push_to_hub)
+                             license=args.license, repo_id=args.push_to_hub,
+                             tags=args.tags)
     lines = []
     if args.push_to_hub:
         assert token is not None  # check_hub_args gave it, or raised

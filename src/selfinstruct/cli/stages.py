@@ -52,6 +52,11 @@ def register(subparsers) -> None:
     exp.add_argument("--reviewed", action="store_true",
                      help="apply 'selfinstruct review' decisions (RUN/review.sqlite): drop "
                           "rejected tasks, apply edits; default file exports/reviewed_<name>")
+    exp.add_argument("--tags", action="store_true",
+                     help="add per-row quality tags: a 'quality' object in each row "
+                          "(quality_<name> columns in parquet and hf): the instruction's "
+                          "max ROUGE-L and nearest pool instruction, the calibrated "
+                          "classification margin, echo, word counts")
     add_hub_options(exp)
     exp.set_defaults(handler=handle_export)
 
@@ -175,8 +180,11 @@ def handle_export(args: argparse.Namespace) -> int:
         if args.format == "hf":
             path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
         else:
+            from selfinstruct.tags import read_run_tags
+
+            run_tags = read_run_tags(ctx.run.path) if args.tags else None
             path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,
-                          ctx.config.recipe)
+                          ctx.config.recipe, run_tags)
     finally:
         ctx.close()
     rows = sum(len(t.instances) for t in tasks)
@@ -196,7 +204,8 @@ def _export_seeds(args: argparse.Namespace) -> int:
     if args.reviewed:
         raise UserError("export --seeds: --reviewed applies to a run, not to seed tasks")
     seeds = None if args.seeds == "bundled" else args.seeds
-    path, tasks = export_seed_tasks(seeds, args.format, args.output, args.seed)
+    path, tasks = export_seed_tasks(seeds, args.format, args.output, args.seed,
+                                    tags=args.tags)
     rows = sum(len(t.instances) for t in tasks)
     Console().print(f"wrote {rows} instances from {len(tasks)} seed tasks as {args.format}: "
                     f"{path}")

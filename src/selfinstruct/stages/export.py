@@ -21,6 +21,11 @@ template, repeated (prompt, completion) pairs are dropped keeping the first, and
 are shuffled. The recipe decides which field names go: ``paper`` the original's rule,
 ``refined`` only one that starts the input.
 
+With ``tags`` (a :class:`selfinstruct.tags.RunTags`; ``export --tags``) every row also
+carries its quality tags (:mod:`selfinstruct.tags`): a ``quality`` object in the Alpaca,
+prompt-completion and chat rows, ``quality_<name>`` columns in Parquet. Without it the
+files are what they always were, byte for byte.
+
 Every file is written to a temporary name and renamed, so a crash never leaves a half
 export behind. Every random choice derives from the run seed (and the task id and the
 instance's position for per-instance choices), so the same tasks always export to the
@@ -38,8 +43,9 @@ from selfinstruct.context import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import PromptTemplates, finetuning_example
 from selfinstruct.recipes import DEFAULT_RECIPE, RECIPES
-from selfinstruct.records import Task
+from selfinstruct.records import Instance, Task
 from selfinstruct.rundir import atomic_write, atomic_write_text
+from selfinstruct.tags import COLUMN_PREFIX, TAGS, RunTags, columns, instance_tags
 
 FORMATS = ("alpaca", "prompt-completion", "chat", "parquet", "hf")
 DEFAULT_NAMES = {
@@ -55,6 +61,12 @@ def _rows(tasks: list[Task]):
     for task in tasks:
         for k, instance in enumerate(task.instances):
             yield task, k, instance
+
+
+def _tagged(row: dict, task: Task, instance: Instance, tags: RunTags | None) -> dict:
+    if tags is not None:
+        row["quality"] = instance_tags(task, instance, tags)
+    return row
 
 
 def _user_message(instruction: str, input_text: str) -> str:
@@ -83,9 +95,11 @@ def finetuning_input(text: str, rng: random.Random, field_name_rule: str = "pape
 
 
 def prompt_completion_rows(tasks: list[Task], templates: PromptTemplates, seed: int,
-                           recipe: str = DEFAULT_RECIPE) -> list[dict]:
+                           recipe: str = DEFAULT_RECIPE,
+                           tags: RunTags | None = None) -> list[dict]:
     """The prompt/completion rows: inputs rewritten (:func:`finetuning_input`), a random
-    template each, the first of repeated pairs kept, then shuffled; all from ``seed``."""
+    template each, the first of repeated pairs kept, then shuffled; all from ``seed``.
+    With ``tags``, each row carries the quality tags of the instance it was made from."""
     rule = RECIPES[recipe].field_name_rule
     rows, seen = [], set()
     for task, k, instance in _rows(tasks):
@@ -95,34 +109,37 @@ def prompt_completion_rows(tasks: list[Task], templates: PromptTemplates, seed: 
                                   derived_rng(seed, "finetune-template", task.id, k))
         if pair not in seen:
             seen.add(pair)
-            rows.append({"prompt": pair[0], "completion": pair[1]})
+            rows.append(_tagged({"prompt": pair[0], "completion": pair[1]},
+                                task, instance, tags))
     derived_rng(seed, "finetune-shuffle").shuffle(rows)
     return rows
 
 
 def render(tasks: list[Task], fmt: str, templates: PromptTemplates, seed: int,
-           recipe: str = DEFAULT_RECIPE) -> str:
+           recipe: str = DEFAULT_RECIPE, tags: RunTags | None = None) -> str:
     if fmt == "alpaca":
-        rows = [{"instruction": t.instruction, "input": i.input, "output": i.output}
+        rows = [_tagged({"instruction": t.instruction, "input": i.input, "output": i.output},
+                        t, i, tags)
                 for t, _, i in _rows(tasks)]
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
     if fmt == "prompt-completion":
         return "".join(json.dumps(row, ensure_ascii=False) + "\n"
-                       for row in prompt_completion_rows(tasks, templates, seed, recipe))
+                       for row in prompt_completion_rows(tasks, templates, seed, recipe,
+                                                         tags))
     lines = []
     for task, _k, instance in _rows(tasks):
         if fmt == "chat":
-            row = {"messages": [
+            row = _tagged({"messages": [
                 {"role": "user", "content": _user_message(task.instruction, instance.input)},
                 {"role": "assistant", "content": instance.output},
-            ]}
+            ]}, task, instance, tags)
         else:
             raise UserError(f"--format: unknown format '{fmt}'; choose from {', '.join(FORMATS)}")
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     return "".join(lines)
 
 
-def write_parquet(tasks: list[Task], path: Path) -> None:
+def write_parquet(tasks: list[Task], path: Path, tags: RunTags | None = None) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -138,31 +155,40 @@ def write_parquet(tasks: list[Task], path: Path) -> None:
         "output": [i.output for _, _, i in rows],
         "is_classification": [bool(t.is_classification) for t, _, _ in rows],
     })
+    if tags is not None:  # typed columns: one that is null on every row is still typed
+        kinds = {float: pa.float64(), str: pa.string(), bool: pa.bool_(), int: pa.int64()}
+        values = columns(((t, i) for t, _, i in rows), tags)
+        for name, kind in TAGS:
+            column = COLUMN_PREFIX + name
+            table = table.append_column(column, pa.array(values[column], type=kinds[kind]))
     # pyarrow writes through the Python file object, so parquet gets the same temporary
     # file, fsync and rename as every other export
     atomic_write(path, lambda handle: pq.write_table(table, handle))
 
 
 def export(tasks: list[Task], fmt: str, path: str | Path, templates: PromptTemplates,
-           seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
+           seed: int, recipe: str = DEFAULT_RECIPE, tags: RunTags | None = None) -> Path:
     target = Path(path)
     if fmt == "hf":  # its card describes a run: selfinstruct.hub.write_hub_dataset
         raise UserError("--format hf exports a run directory with its dataset card: "
                         "selfinstruct export RUN --format hf")
     if fmt == "parquet":
-        write_parquet(tasks, target)
+        write_parquet(tasks, target, tags)
     else:
-        atomic_write_text(target, render(tasks, fmt, templates, seed, recipe))
+        atomic_write_text(target, render(tasks, fmt, templates, seed, recipe, tags))
     return target
 
 
 def export_seed_tasks(seeds: str | Path | None, fmt: str, path: str | Path,
-                      seed: int, recipe: str = DEFAULT_RECIPE) -> tuple[Path, list[Task]]:
-    """Export seed tasks (bundled when ``seeds`` is None) as training data.
+                      seed: int, recipe: str = DEFAULT_RECIPE,
+                      tags: bool = False) -> tuple[Path, list[Task]]:
+    """Export seed tasks (bundled when ``seeds`` is None) as training data; ``tags``: with
+    the quality tags (those from a run's records are null: there is no run).
 
     Fine-tuning on these alone is the paper's "no bootstrapping" ablation.
     """
     from selfinstruct.seeds import load_seeds
 
     tasks = load_seeds(seeds)
-    return export(tasks, fmt, path, PromptTemplates.load(), seed, recipe), tasks
+    return export(tasks, fmt, path, PromptTemplates.load(), seed, recipe,
+                  RunTags() if tags else None), tasks
