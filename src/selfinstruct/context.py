@@ -263,11 +263,22 @@ def _has_records(run: RunDir) -> bool:
 
 
 def _check_model(config: RunConfig) -> None:
-    """Fail on an unknown model name before anything is written (loading comes later)."""
-    if config.base_url is None and not config.model.startswith(("openai:", "transformers:")):
+    """Fail on an unknown model name, or an adapter that cannot apply, before anything is
+    written (loading comes later; the answering adapter only at the instances stage)."""
+    embedded = (config.base_url is None
+                and not config.model.startswith(("openai:", "transformers:")))
+    if embedded:
         from selfinstruct.backends.bundled import resolve_gguf
 
         resolve_gguf(config.model)
+    for flag, adapter in (("--lora", config.lora), ("--answer-lora", config.answer_lora)):
+        if adapter is None:
+            continue
+        if not embedded:
+            raise UserError(f"{flag} applies to an embedded GGUF model, not to a server or "
+                            "transformers model")
+        if not Path(adapter).expanduser().is_file():
+            raise UserError(f"{flag}: no such adapter file: {adapter}")
 
 
 def _foreign_exports(run: RunDir) -> list[str]:
