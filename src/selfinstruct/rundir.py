@@ -61,6 +61,17 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def decode_utf8(path: str | Path, raw: bytes) -> str:
+    """``raw`` as UTF-8 text; bytes that are not UTF-8 are one error naming the file and
+    the line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text; the run directory was edited or "
+                        "damaged") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
@@ -247,12 +258,7 @@ class JsonlLog:
         return self._parse(raw)
 
     def _parse(self, raw: bytes) -> list[dict]:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line_no = raw.count(b"\n", 0, exc.start) + 1
-            raise UserError(f"{self.path}:{line_no}: not UTF-8 text; the run directory was "
-                            "edited or damaged") from None
+        text = decode_utf8(self.path, raw)
         records = []
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
@@ -302,12 +308,7 @@ def read_manifest(run_dir: Path) -> dict | None:
         return None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({_reason(exc)})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise UserError(f"{path}:{line}: not UTF-8 text; the run directory was edited or "
-                        "damaged") from None
+    text = decode_utf8(path, raw)
     try:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
