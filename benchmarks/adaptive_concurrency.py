@@ -7,7 +7,7 @@ A stand-in OpenAI-compatible server runs in this process on 127.0.0.1 (no model)
 ``POST /v1/completions`` sleeps ``--service`` seconds and answers a fixed completion,
 unless more than ``--capacity`` requests are already in flight, in which case it answers
 429 at once, with ``Retry-After: --retry-after``. The same requests then go through
-:func:`selfinstruct.executor.run_requests` with the real
+:func:`selfinstruct.backends.requests.run_requests` with the real
 :class:`~selfinstruct.backends.openai_compat.OpenAICompatBackend` and the default retry
 policy (6 attempts, backoff from 1 s), twice: with the adaptive limiter up to
 ``--max-concurrency``, and with a fixed concurrency of ``--max-concurrency`` (what every
@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.backends.limiter import shared_limiter
 from selfinstruct.backends.openai_compat import OpenAICompatBackend
-from selfinstruct.executor import UsageStats, run_requests
+from selfinstruct.backends.requests import UsageStats, run_requests
 
 
 class ThrottlingServer:

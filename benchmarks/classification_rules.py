@@ -22,7 +22,7 @@ from pathlib import Path
 
 from selfinstruct.backends.base import Request
 from selfinstruct.backends.registry import open_backend
-from selfinstruct.classification import (
+from selfinstruct.rules.classification import (
     auc,
     held_out_tasks,
     leave_one_out,
@@ -32,7 +32,7 @@ from selfinstruct.classification import (
     scoring_request,
     scoring_templates,
 )
-from selfinstruct.config import RunConfig
+from selfinstruct.run.config import RunConfig
 from selfinstruct.prompts import PromptTemplates, classification_prompt
 from selfinstruct.seeds import load_seeds
 

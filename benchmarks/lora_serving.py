@@ -10,7 +10,7 @@ model loading excluded, and prints completions/s and tokens/s of each and their 
 
 The adapter is a random rank-8 LoRA on every projection (serving cost does not depend on
 what the weights learned), merged with peft for the transformers arm and exported with
-:func:`selfinstruct.lora_gguf.export_lora_gguf` for the llama.cpp arm. The transformers arm
+:func:`selfinstruct.training.lora_gguf.export_lora_gguf` for the llama.cpp arm. The transformers arm
 runs with batches of ``--batch-size`` (its advantage on a CPU); llama.cpp one by one.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.backends.bundled import resolve_gguf
 from selfinstruct.backends.registry import open_backend
-from selfinstruct.hf_models import load_causal_lm
+from selfinstruct.backends.hf_models import load_causal_lm
 
 SUPERNI = Path(__file__).resolve().parents[2] / "shared" / "data" / "superni-test" / \
     "superni_test_en.jsonl"
@@ -47,7 +47,7 @@ def make_adapter(model_name: str, folder: Path) -> tuple[Path, Path]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from selfinstruct.lora_gguf import export_lora_gguf
+    from selfinstruct.training.lora_gguf import export_lora_gguf
 
     model, tokenizer = load_causal_lm(model_name, device="cpu")
     torch.manual_seed(0)

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from selfinstruct.config import RunConfig
-from selfinstruct.context import open_context
-from selfinstruct.pipeline import run_pipeline
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import open_context
+from selfinstruct.run.pipeline import run_pipeline
 
 
 def raw_decode_speed(backend, tokens: int = 256) -> float:

@@ -2,7 +2,7 @@
 
 For each size N (default 3K, 52K and 1M) this builds the seeded corpus of
 ``benchmarks/novelty_corpus.py`` (cached under ``benchmarks/data/``) and runs, in a fresh
-subprocess, ``selfinstruct.dedup.dedup_file`` end to end (read JSONL, filter against the 175
+subprocess, ``selfinstruct.novelty.dedup.dedup_file`` end to end (read JSONL, filter against the 175
 seed instructions, write kept and rejected records), reporting wall time, CPU time and the
 subprocess's peak resident memory (VmHWM: the whole Python process, interpreter included).
 
@@ -76,7 +76,7 @@ def pairs_compared(n_seeds: int, kept: list[bool]) -> int:
 
 def worker(path: str, seeds_path: str, out_dir: str) -> None:
     """Runs in a subprocess: one end-to-end dedup, timings as JSON on stdout."""
-    from selfinstruct.dedup import dedup_file
+    from selfinstruct.novelty.dedup import dedup_file
 
     wall, cpu = time.perf_counter(), time.process_time()
     summary = dedup_file(
@@ -123,8 +123,8 @@ def run_worker(path: Path, seeds_path: Path) -> dict:
 
 def side_by_side(path: Path, seeds: list[str], size: int) -> dict:
     """Reference and ours, in this process, on the same first ``size`` candidates."""
-    from selfinstruct.dedup import dedup_file
-    from selfinstruct.novelty import NoveltyIndex
+    from selfinstruct.novelty.dedup import dedup_file
+    from selfinstruct.novelty.index import NoveltyIndex
 
     candidates = _texts(path, size)
     with tempfile.TemporaryDirectory() as tmp:

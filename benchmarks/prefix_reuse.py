@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from selfinstruct.config import RunConfig
-from selfinstruct.context import open_context
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import open_context
 from selfinstruct.stages.bootstrap import bootstrap
 from selfinstruct.stages.classify import classify
 from selfinstruct.stages.instances import generate_instances

@@ -28,8 +28,8 @@ import tempfile
 import time
 
 from selfinstruct.backends.base import Request, Sampling
-from selfinstruct.config import RunConfig
-from selfinstruct.executor import UsageStats, run_requests
+from selfinstruct.run.config import RunConfig
+from selfinstruct.backends.requests import UsageStats, run_requests
 from selfinstruct.prompts import PromptTemplates, instance_prompt
 from selfinstruct.seeds import load_seeds
 
@@ -90,7 +90,7 @@ def main() -> None:
 
     import ray
 
-    from selfinstruct.backends.ray_actors import open_on_ray
+    from selfinstruct.backends.pool.ray_actors import open_on_ray
 
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     ray.init(num_cpus=max(counts), include_dashboard=False, _temp_dir=temp_dir,

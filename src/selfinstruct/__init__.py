@@ -16,11 +16,11 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "RunConfig": "selfinstruct.config",
-    "open_context": "selfinstruct.context",
-    "RunContext": "selfinstruct.context",
-    "run_pipeline": "selfinstruct.pipeline",
-    "summarize": "selfinstruct.pipeline",
+    "RunConfig": "selfinstruct.run.config",
+    "open_context": "selfinstruct.run.context",
+    "RunContext": "selfinstruct.run.context",
+    "run_pipeline": "selfinstruct.run.pipeline",
+    "summarize": "selfinstruct.run.pipeline",
     "bootstrap": "selfinstruct.stages.bootstrap",
     "classify": "selfinstruct.stages.classify",
     "generate_instances": "selfinstruct.stages.instances",
@@ -32,8 +32,8 @@ _EXPORTS = {
     "Request": "selfinstruct.backends.base",
     "Sampling": "selfinstruct.backends.base",
     "Completion": "selfinstruct.backends.base",
-    "run_requests": "selfinstruct.executor",
-    "NoveltyIndex": "selfinstruct.novelty",
+    "run_requests": "selfinstruct.backends.requests",
+    "NoveltyIndex": "selfinstruct.novelty.index",
     "Task": "selfinstruct.records",
     "Instance": "selfinstruct.records",
     "UserError": "selfinstruct.errors",

@@ -1,13 +1,61 @@
-"""The one exception type the CLI turns into a one-line message and exit code 2.
+"""Every exception selfinstruct raises on purpose, in one tree.
+
+```
+SelfInstructError
+├── UserError                 bad input or configuration: one line, exit code 2
+│   └── FatalBackendError     every further request would fail too (a rejected key)
+├── BackendError              a model call failed; retrying will not fix it
+│   ├── TransientBackendError worth retrying: 429, 5xx, timeouts, dropped connections
+│   └── FatalBackendError
+└── BudgetExhausted           --max-tokens-total / --max-cost reached; the run is saved
+```
 
 Raise :class:`UserError` for anything the user can fix: a malformed seed file, an unknown
 model name, an out-of-range option, a run directory made with other parameters. The
-message names the file, line or field, and says what to do next. Never put an API key in it.
+message names the file, line or field, and says what to do next. Never put an API key in
+any of these messages.
+
+A backend raises :class:`TransientBackendError` or :class:`BackendError`; the request loop
+(:mod:`selfinstruct.backends.requests`) retries the first, records the second as a failed
+request, and lets :class:`FatalBackendError` stop the run. The CLI turns ``UserError`` into
+exit code 2 and ``BudgetExhausted`` into exit code 3.
 """
 
 
-class UserError(Exception):
+class SelfInstructError(Exception):
+    """The root of the tree: ``except SelfInstructError`` catches every deliberate error."""
+
+
+class UserError(SelfInstructError):
     """Bad input or configuration. The CLI prints ``selfinstruct: error: <message>``, exits 2."""
 
     #: the run option the error is about, when one is (a config file's reader names its line)
     field: str | None = None
+
+
+class BackendError(SelfInstructError):
+    """A backend failed in a way that retrying will not fix."""
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying: rate limit, server error, timeout, reset connection.
+
+    ``throttled``: the server is overloaded (429, 503, a timeout), so the adaptive
+    concurrency of ``limiter.py`` sends less; other transient errors leave it as it is."""
+
+    def __init__(self, message: str, retry_after: float | None = None,
+                 throttled: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class FatalBackendError(BackendError, UserError):
+    """A failure that every further request would meet too, such as a rejected key
+    (HTTP 401 or 403): the run stops at once, with this one line and exit code 2, instead
+    of recording each request as failed. Never retried, never turned into a failed
+    completion."""
+
+
+class BudgetExhausted(SelfInstructError):
+    """The run reached ``--max-tokens-total`` or ``--max-cost``; its state is saved."""

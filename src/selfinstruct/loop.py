@@ -26,7 +26,7 @@ differ only in their data.
 
 The generation rounds keep the loop's own evaluation sets out of their data: the
 ``superni`` and ``user_oriented`` files are passed as ``--decontaminate`` files
-(:mod:`selfinstruct.decontamination`) unless ``decontaminate_eval`` is off
+(:mod:`selfinstruct.rules.decontamination`) unless ``decontaminate_eval`` is off
 (``--no-decontaminate-eval``).
 
 How a fine-tuned model is served: when M is a GGUF model (a bundled name or a ``.gguf``
@@ -47,10 +47,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from selfinstruct.context import now
+from selfinstruct.run.context import now
 from selfinstruct.errors import UserError
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.rundir import atomic_write_text
+from selfinstruct.run.rundir import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def run_config(options: LoopOptions, round_no: int, served: ServedModel,
     """The :class:`RunConfig` of one round's generation. Unless ``decontaminate_eval`` is
     off, the loop's own evaluation files (``superni``, ``user_oriented``) are added to any
     ``--decontaminate`` files, so the data cannot copy what the loop evaluates on."""
-    from selfinstruct.config import RunConfig
+    from selfinstruct.run.config import RunConfig
 
     overrides = dict(options.run_overrides)
     if options.decontaminate_eval:
@@ -134,8 +134,8 @@ def run_config(options: LoopOptions, round_no: int, served: ServedModel,
 def _generate(options: LoopOptions, round_no: int, served: ServedModel,
               reporter: Reporter, answer_lora: str | None = None) -> Path:
     """Run the pipeline for one round; returns its alpaca export."""
-    from selfinstruct.context import open_context
-    from selfinstruct.pipeline import run_pipeline
+    from selfinstruct.run.context import open_context
+    from selfinstruct.run.pipeline import run_pipeline
 
     config = run_config(options, round_no, served, answer_lora)
     ctx = open_context(Path(options.out) / f"round-{round_no}" / "data", config,
@@ -180,9 +180,9 @@ def _finetune(options: LoopOptions, data: Path, out: Path) -> ServedModel:
 
 
 def _open(served: ServedModel, n_ctx: int):
-    from selfinstruct.backends.registry import open_backend
+    from selfinstruct.backends.opening import ModelOptions, open_model
 
-    return open_backend(served.model, n_ctx=n_ctx, lora=served.lora)
+    return open_model(ModelOptions(model=served.model, n_ctx=n_ctx, lora=served.lora))
 
 
 def _evaluate_superni(options: LoopOptions, arm: str, served: ServedModel,
@@ -292,12 +292,11 @@ def _compare(options: LoopOptions, predictions: dict[str, Path | None]) -> dict:
 
 
 def _judge(options: LoopOptions, response_files: list[Path], reporter: Reporter) -> None:
-    from selfinstruct.backends.registry import open_backend
     from selfinstruct.evaluation.judge import judge
     from selfinstruct.evaluation.user_oriented import load_responses
 
     responses = [r for path in response_files for r in load_responses(path)]
     assert options.judge_model is not None  # run_loop judges only with --judge-model
-    backend, info = open_backend(options.judge_model, n_ctx=options.n_ctx)
+    backend, info = _open(ServedModel(options.judge_model), options.n_ctx)
     judge(backend, info.as_dict(), responses, Path(options.out) / "eval" / "judge",
           reporter=reporter)

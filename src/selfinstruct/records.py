@@ -77,13 +77,47 @@ class Instruction:
 
 @dataclass
 class Reject:
-    """Something a stage dropped. ``reason`` is a short code; ``detail`` explains it."""
+    """Anything dropped or not done, by any stage: the record's ``id``, the ``stage``, a
+    short ``reason`` code and a ``detail`` that explains it. ``kind`` says what was
+    dropped, which decides the JSON form:
+
+    - ``instruction`` (``rejects.jsonl``): a bootstrap candidate, its ``text``;
+    - ``instance`` (``instance_rejects.jsonl``): one input/output pair of a task;
+    - ``task`` (``instance_rejects.jsonl``, with ``"task": true``): a task dropped whole;
+    - ``failure`` (``failures.jsonl``): a request that failed for good this session
+      (retried on the next run).
+    """
 
     id: str
     stage: str
     reason: str
-    text: str
+    text: str = ""
     detail: str = ""
+    kind: str = "instruction"
+    instance: Instance | None = None
+
+    @classmethod
+    def of_instance(cls, record_id: str, reason: str, instance: Instance,
+                    detail: str = "") -> Reject:
+        return cls(record_id, "postprocess", reason, detail=detail, kind="instance",
+                   instance=instance)
+
+    @classmethod
+    def of_task(cls, record_id: str, reason: str, instruction: str) -> Reject:
+        return cls(record_id, "postprocess", reason, text=instruction, kind="task")
+
+    @classmethod
+    def failure(cls, record_id: str, stage: str, reason: str | None) -> Reject:
+        return cls(record_id, stage, reason or "unknown error", kind="failure")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data: dict = {"id": self.id, "stage": self.stage, "reason": self.reason}
+        if self.kind == "instruction":
+            data.update(text=self.text, detail=self.detail)
+        elif self.kind == "instance" and self.instance is not None:
+            data.update(input=self.instance.input, output=self.instance.output)
+            if self.detail:
+                data["detail"] = self.detail
+        elif self.kind == "task":
+            data.update(task=True, instruction=self.text)
+        return data

@@ -12,7 +12,7 @@ import pytest
 
 import selfinstruct.prompts
 from selfinstruct.backends.base import Request, Sampling
-from selfinstruct.classification import NO, YES, held_out_tasks, scoring_request
+from selfinstruct.rules.classification import NO, YES, held_out_tasks, scoring_request
 from selfinstruct.cli import main
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.seeds import load_seeds
@@ -51,7 +51,7 @@ def _short_prompts(folder):
     of the rule's 10 prompts costs little prefill on CI's two cores."""
     import shutil
 
-    from selfinstruct.classification import build_template, demonstrations
+    from selfinstruct.rules.classification import build_template, demonstrations
 
     source = Path(selfinstruct.prompts.__file__).parent / "templates"
     shutil.copytree(source, folder)

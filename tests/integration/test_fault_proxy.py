@@ -49,7 +49,7 @@ def test_each_fault_kind_is_retried_and_recovered(server_url, kind):
     from selfinstruct.backends.base import Request, Sampling
     from selfinstruct.backends.openai_compat import OpenAICompatBackend
     from selfinstruct.backends.retry import RetryPolicy
-    from selfinstruct.executor import UsageStats, run_requests
+    from selfinstruct.backends.requests import UsageStats, run_requests
 
     with FaultProxy(server_url.removesuffix("/v1"), rates={kind: 1.0}, seed=0,
                     slow_seconds=3.0, max_faults_per_request=1) as proxy:

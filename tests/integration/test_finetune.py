@@ -67,7 +67,7 @@ def test_adapter_covers_every_block_projection_and_nothing_else(trained):
 
 
 def test_merged_model_reloads_and_generates(trained):
-    from selfinstruct.hf_models import load_causal_lm
+    from selfinstruct.backends.hf_models import load_causal_lm
 
     model, tokenizer = load_causal_lm(str(trained["out"] / "merged"), device="cpu")
     prompt = "Give me a word that rhymes with cat.\nOutput:"
@@ -145,7 +145,7 @@ def test_fine_tuned_model_serves_on_both_backends(trained):
     assert adapted.text != base.text
     # scoring (the calibrated classifier's request) agrees across the two backends, up to
     # the quantization of the llama.cpp weights
-    from selfinstruct.classification import scoring_request
+    from selfinstruct.rules.classification import scoring_request
 
     scoring = scoring_request(PromptTemplates.load().classification, row["instruction"])
     [torch_scores] = merged_backend.complete([scoring])

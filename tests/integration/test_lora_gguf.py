@@ -1,4 +1,4 @@
-"""A peft LoRA exported by ``selfinstruct.lora_gguf`` gives llama.cpp the same model as peft.
+"""A peft LoRA exported by ``selfinstruct.training.lora_gguf`` gives llama.cpp the same model as peft.
 
 Real components on both sides: the bundled SmolLM2 GGUF de-quantized into transformers with
 a LoRA on every projection, and the same GGUF in llama.cpp with the exported adapter. The
@@ -35,8 +35,8 @@ def test_exported_adapter_matches_peft_in_llamacpp(tmp_path):
     from peft import LoraConfig, get_peft_model
 
     from selfinstruct.backends.bundled import resolve_gguf
-    from selfinstruct.hf_models import load_causal_lm
-    from selfinstruct.lora_gguf import export_lora_gguf
+    from selfinstruct.backends.hf_models import load_causal_lm
+    from selfinstruct.training.lora_gguf import export_lora_gguf
 
     model, tokenizer = load_causal_lm("smollm2", device="cpu")
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ def test_exported_adapter_matches_peft_in_llamacpp(tmp_path):
 def test_non_lora_adapter_directory_is_refused(tmp_path):
     from selfinstruct.backends.bundled import resolve_gguf
     from selfinstruct.errors import UserError
-    from selfinstruct.lora_gguf import export_lora_gguf
+    from selfinstruct.training.lora_gguf import export_lora_gguf
 
     with pytest.raises(UserError, match="not a peft adapter"):
         export_lora_gguf(tmp_path, resolve_gguf("smollm2"), tmp_path / "x.gguf")

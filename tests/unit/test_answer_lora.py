@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from selfinstruct.cli import main
-from selfinstruct.config import RunConfig
-from selfinstruct.context import open_context
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import open_context
 from selfinstruct.errors import UserError
 
 

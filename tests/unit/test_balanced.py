@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from selfinstruct.backends.balanced import BalancedBackend, MemberState, pick_member
+from selfinstruct.backends.pool.balanced import BalancedBackend, MemberState, pick_member
 from selfinstruct.backends.base import BackendError, Completion, Request, TransientBackendError
-from selfinstruct.executor import run_requests
+from selfinstruct.backends.requests import run_requests
 
 
 def states(*outstanding, sent=None, cooling=None):

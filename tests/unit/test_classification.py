@@ -10,7 +10,7 @@ import pytest
 
 from selfinstruct.backends.base import Completion, scored
 from selfinstruct.backends.openai_compat import OpenAICompatBackend
-from selfinstruct.classification import (
+from selfinstruct.rules.classification import (
     NO,
     YES,
     build_template,
@@ -24,8 +24,8 @@ from selfinstruct.classification import (
     paper_rule,
     scoring_templates,
 )
-from selfinstruct.config import RunConfig
-from selfinstruct.context import RunContext
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import RunContext
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.classification import (
     LabelledTask,
@@ -35,7 +35,7 @@ from selfinstruct.evaluation.classification import (
 from selfinstruct.progress import SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instruction
-from selfinstruct.rundir import RunDir
+from selfinstruct.run.rundir import RunDir
 from selfinstruct.seeds import load_seeds
 from selfinstruct.stages.classify import classify
 from tests.paths import ORIGINAL
@@ -252,7 +252,7 @@ class _Response:
 
 
 def test_server_logprobs_are_read_from_the_first_token():
-    from selfinstruct.classification import scoring_request
+    from selfinstruct.rules.classification import scoring_request
 
     backend = OpenAICompatBackend.__new__(OpenAICompatBackend)
     request = scoring_request("Task:", "Classify it.")

@@ -9,7 +9,7 @@ import pytest
 
 from selfinstruct.cli import main
 from selfinstruct.cli.options import METAVARS, OPTIONS
-from selfinstruct.config import RunConfig
+from selfinstruct.run.config import RunConfig
 
 
 def test_import_is_light():
@@ -136,8 +136,8 @@ def test_export_seeds_bad_usage_exits_2(tmp_path, args, message):
 
 
 def test_run_directory_with_other_parameters_is_refused(tmp_path):
-    from selfinstruct.config import RunConfig
-    from selfinstruct.context import open_context
+    from selfinstruct.run.config import RunConfig
+    from selfinstruct.run.context import open_context
 
     ctx = open_context(tmp_path / "r", RunConfig(num_instructions=5, seed=42))
     ctx.run.instructions.append([{"id": "000000.00", "instruction": "Do a thing now."}])

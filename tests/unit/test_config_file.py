@@ -10,7 +10,7 @@ import pytest
 
 from selfinstruct.cli import build_parser, main
 from selfinstruct.cli.options import config_from_args
-from selfinstruct.config import RunConfig
+from selfinstruct.run.config import RunConfig
 
 
 def _run_with(tmp_path, name: str, text: str, *extra: str) -> tuple[int, str]:
@@ -82,7 +82,7 @@ def test_bad_config_file_in_a_real_process_has_no_traceback(tmp_path):
 
 
 def test_bad_config_file_leaves_an_existing_run_untouched(tmp_path, capsys):
-    from selfinstruct.context import open_context
+    from selfinstruct.run.context import open_context
 
     ctx = open_context(tmp_path / "r", RunConfig(num_instructions=5, seed=42))
     ctx.run.instructions.append([{"id": "000000.00", "instruction": "Do a thing now."}])
@@ -147,7 +147,7 @@ def test_help_documents_config(capsys, command):
 
 
 def test_a_config_file_cannot_change_a_runs_parameters(tmp_path):
-    from selfinstruct.context import open_context
+    from selfinstruct.run.context import open_context
 
     ctx = open_context(tmp_path / "r", RunConfig(num_instructions=5, seed=42))
     ctx.run.instructions.append([{"id": "000000.00", "instruction": "Do a thing now."}])

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from paths import SHARED
 
-from selfinstruct import decontamination
+from selfinstruct.rules import decontamination
 from selfinstruct.backends.base import Completion
 from selfinstruct.cli import main
-from selfinstruct.config import RunConfig
-from selfinstruct.context import RunContext, open_context
-from selfinstruct.decontamination import (
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import RunContext, open_context
+from selfinstruct.rules.decontamination import (
     Decontaminator,
     EvalTask,
     load_decontaminator,
@@ -24,7 +24,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.loop import LoopOptions, ServedModel, run_config
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance
-from selfinstruct.rundir import RunDir
+from selfinstruct.run.rundir import RunDir
 from selfinstruct.seeds import load_seeds
 from selfinstruct.stages.bootstrap import bootstrap
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.cli import main
-from selfinstruct.dedup import dedup_file, read_records
+from selfinstruct.novelty.dedup import dedup_file, read_records
 from selfinstruct.errors import UserError
 
 RECORDS = [

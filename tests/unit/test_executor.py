@@ -13,7 +13,7 @@ from selfinstruct.backends.base import (
 )
 from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.retry import RetryPolicy, call_with_retry
-from selfinstruct.executor import UsageStats, run_requests
+from selfinstruct.backends.requests import UsageStats, run_requests
 
 
 class FunctionBackend:
@@ -107,7 +107,7 @@ def test_backoff_grows_exponentially():
 def test_budget_stops_sending_and_raises_after_in_flight_work():
     import pytest
 
-    from selfinstruct.budget import Budget, BudgetExhausted
+    from selfinstruct.backends.budget import Budget, BudgetExhausted
 
     def costly(request):
         return Completion(text="x", finish_reason="stop", prompt_tokens=60, completion_tokens=40)
@@ -122,7 +122,7 @@ def test_budget_stops_sending_and_raises_after_in_flight_work():
 
 
 def test_budget_cost_and_no_stop_when_work_is_done():
-    from selfinstruct.budget import Budget
+    from selfinstruct.backends.budget import Budget
 
     budget = Budget(max_cost=0.001, input_price=2.0, output_price=8.0)
     budget.spend(100, 100)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from selfinstruct.filters import instance_reject_reason, instruction_reject_reason
+from selfinstruct.rules.filters import instance_reject_reason, instruction_reject_reason
 from selfinstruct.records import Instance
 from selfinstruct.stages.postprocess import filter_task_instances
 

@@ -11,9 +11,9 @@ import pytest
 
 from selfinstruct.cli import build_parser, main
 from selfinstruct.cli.options import config_from_args
-from selfinstruct.config import RunConfig
-from selfinstruct.context import open_context
-from selfinstruct.hub import (
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import open_context
+from selfinstruct.stages.export_hub import (
     reproduce_command,
     seeds_license,
     shard_tasks,
@@ -191,7 +191,7 @@ def test_shards_never_split_a_task_and_all_load(run, tmp_path):
     assert all(sum(len(t.instances) for t in s) <= 3 for s in shards)
     assert shard_tasks([], 3) == [[]]
 
-    from selfinstruct.hub import write_hub_dataset
+    from selfinstruct.stages.export_hub import write_hub_dataset
 
     folder = write_hub_dataset(run, tasks, tmp_path / "hf", rows_per_shard=3)
     names = sorted(p.name for p in (folder / "data").iterdir())

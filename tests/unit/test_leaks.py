@@ -8,12 +8,12 @@ import json
 import pytest
 from paths import ORIGINAL, require_shared
 
-from selfinstruct.config import RunConfig
-from selfinstruct.context import RunContext
-from selfinstruct.leaks import LeakDetector, demonstrations
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import RunContext
+from selfinstruct.rules.leaks import LeakDetector, demonstrations
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance
-from selfinstruct.rundir import RunDir
+from selfinstruct.run.rundir import RunDir
 from selfinstruct.stages.postprocess import postprocess, screen_instances
 
 INPUT_FIRST = """Write examples.

@@ -13,7 +13,7 @@ from selfinstruct.backends.base import (
 )
 from selfinstruct.backends.limiter import OK, OTHER, THROTTLED, AIMDLimiter, shared_limiter
 from selfinstruct.backends.retry import RetryPolicy
-from selfinstruct.executor import run_requests
+from selfinstruct.backends.requests import run_requests
 
 
 class Clock:

@@ -23,9 +23,9 @@ import pytest
 from fake_openai_server import FakeServer
 
 from selfinstruct.cli import main
-from selfinstruct.config import RunConfig, differences
+from selfinstruct.run.config import RunConfig, differences
 from selfinstruct.errors import UserError
-from selfinstruct.rundir import LOCK_NAME, RunDir, atomic_write_text, check_output_path
+from selfinstruct.run.rundir import LOCK_NAME, RunDir, atomic_write_text, check_output_path
 
 TASKS = [
     {"id": "000000.00", "instruction": "Name three colours of the rainbow.",
@@ -183,7 +183,7 @@ def test_a_run_writes_its_manifest_tasks_and_exports_0644(tmp_path, capsys, umas
 # --- 2. one writer per run directory ---------------------------------------------------
 
 HOLD_LOCK = ("import sys, time\n"
-             "from selfinstruct.rundir import RunDir\n"
+             "from selfinstruct.run.rundir import RunDir\n"
              "lock = RunDir(sys.argv[1]).lock()\n"
              "print('locked', flush=True)\n"
              "time.sleep(120)\n")

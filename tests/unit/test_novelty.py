@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
-import selfinstruct.novelty as novelty_module
-from selfinstruct.novelty import NoveltyDecision, NoveltyIndex, _PrefixJoin, _rarity_rank
+import selfinstruct.novelty.index as novelty_module
+from selfinstruct.novelty.index import NoveltyDecision, NoveltyIndex, _PrefixJoin, _rarity_rank
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = REPO_ROOT.parent / "shared" / "data"

@@ -16,12 +16,12 @@ from collections import Counter
 import pytest
 from paths import SHARED
 
-from selfinstruct.parsing import (
+from selfinstruct.rules.parsing import (
     candidate_decisions,
     parse_classification_instances,
     parse_generation_instances,
 )
-from selfinstruct.recipes import RECIPES
+from selfinstruct.run.recipes import RECIPES
 from selfinstruct.stages.postprocess import filter_task_instances
 
 DECISIONS = SHARED / "data" / "original-decisions" / "decisions.jsonl"

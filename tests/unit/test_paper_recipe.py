@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from selfinstruct.backends.base import Completion, Request
-from selfinstruct.config import RunConfig
-from selfinstruct.context import derived_rng
-from selfinstruct.novelty import NoveltyIndex
-from selfinstruct.parsing import candidate_decisions
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import derived_rng
+from selfinstruct.novelty.index import NoveltyIndex
+from selfinstruct.rules.parsing import candidate_decisions
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance, Task
-from selfinstruct.rundir import RunDir
+from selfinstruct.run.rundir import RunDir
 from selfinstruct.stages.bootstrap import _accept
 from selfinstruct.stages.export import finetuning_input, prompt_completion_rows, render
 from selfinstruct.stages.postprocess import cap_instances, postprocess

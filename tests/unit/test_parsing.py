@@ -4,7 +4,7 @@ import json
 
 from paths import FIXTURES
 
-from selfinstruct.parsing import (
+from selfinstruct.rules.parsing import (
     parse_classification_instances,
     parse_generation_instances,
     split_instructions,

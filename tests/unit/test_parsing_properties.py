@@ -3,8 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfinstruct.filters import instance_reject_reason, instruction_reject_reason
-from selfinstruct.parsing import (
+from selfinstruct.rules.filters import instance_reject_reason, instruction_reject_reason
+from selfinstruct.rules.parsing import (
     parse_classification_instances,
     parse_generation_instances,
     split_instructions,

@@ -1,7 +1,7 @@
 """Which recorded failures are still open after a resume answered some of them."""
 
-from selfinstruct.pipeline import unresolved_failures
-from selfinstruct.rundir import RunDir
+from selfinstruct.run.pipeline import unresolved_failures
+from selfinstruct.run.rundir import RunDir
 
 
 def test_failures_answered_later_are_not_counted(tmp_path):
@@ -25,9 +25,9 @@ def test_summary_carries_the_quality_measures_and_prints_them(tmp_path):
     from rich.console import Console
 
     from selfinstruct.cli.render import summary_table
-    from selfinstruct.config import RunConfig
-    from selfinstruct.context import RunContext
-    from selfinstruct.pipeline import summarize
+    from selfinstruct.run.config import RunConfig
+    from selfinstruct.run.context import RunContext
+    from selfinstruct.run.pipeline import summarize
     from selfinstruct.prompts import PromptTemplates
 
     run = RunDir(tmp_path)

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from selfinstruct.backends.base import Completion
-from selfinstruct.config import RunConfig
-from selfinstruct.preview import Preview, PreviewTask, preview_table, print_preview, run_preview
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.preview import Preview, PreviewTask, preview_table, print_preview, run_preview
 from selfinstruct.records import Instance
 
 BOOTSTRAP = (" Decide whether this movie review is positive or negative.\n"
@@ -71,7 +71,7 @@ def test_preview_filters_classifies_and_writes_instances(tmp_path, monkeypatch):
 
 
 def test_preview_uses_the_runs_first_prompt(tmp_path):
-    from selfinstruct.context import open_context
+    from selfinstruct.run.context import open_context
     from selfinstruct.stages.bootstrap import bootstrap
 
     backend = CannedBackend()

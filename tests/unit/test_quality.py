@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from selfinstruct.cli.render import quality_rows, sparkline
-from selfinstruct.quality import (
+from selfinstruct.rules.quality import (
     classification_rate,
     echo_rate,
     is_echo,

@@ -10,7 +10,7 @@ import pytest
 from test_review_runfactory import EXPECTED, SCRIPT_TEXT, make_run
 
 from selfinstruct.analysis.funnel import compute_funnel
-from selfinstruct.analysis.run_records import RunRecords, read_records
+from selfinstruct.run.records_reader import RunRecords, read_records
 from selfinstruct.analysis.stats import length_samples, sample_tasks, seed_pool, seed_similarities
 from selfinstruct.analysis.verbs import root_verb_and_dobj, top_verb_nouns
 from selfinstruct.cli import main

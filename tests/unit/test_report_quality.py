@@ -9,9 +9,9 @@ from test_review_runfactory import make_run
 
 from selfinstruct.analysis import figures
 from selfinstruct.analysis.report import ReportData, render
-from selfinstruct.analysis.run_records import RunRecords
+from selfinstruct.run.records_reader import RunRecords
 from selfinstruct.analysis.stats import length_samples
-from selfinstruct.quality import measure
+from selfinstruct.rules.quality import measure
 
 FIGURES = ("funnel", "sunburst", "rouge_seed", "lengths", "classification")
 

@@ -8,8 +8,8 @@ import json
 from selfinstruct.backends.base import Completion
 from selfinstruct.backends.registry import ModelInfo
 from selfinstruct.cli import main
-from selfinstruct.config import RunConfig
-from selfinstruct.request_cap import cap_reason
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.request_cap import cap_reason
 
 
 def test_the_reason_names_the_cap_and_the_reject_reasons():
@@ -44,10 +44,10 @@ class Blacklisted:
 
 def test_a_run_stopped_at_the_cap_says_so_and_exits_3(tmp_path, monkeypatch, capsys):
     import selfinstruct.analysis
-    import selfinstruct.context
+    import selfinstruct.run.context
 
-    monkeypatch.setattr(selfinstruct.context, "open_backend",
-                        lambda model, **_: (Blacklisted(), ModelInfo(model, "fake")))
+    monkeypatch.setattr(selfinstruct.run.context, "open_model",
+                        lambda options: (Blacklisted(), ModelInfo(options.model, "fake")))
     monkeypatch.setattr(selfinstruct.analysis, "analysis_available", lambda: False)
     monkeypatch.setenv("COLUMNS", "200")
     run = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""selfinstruct.rouge reproduces rouge_score's ROUGE-L to the bit: tokenizer, LCS, float.
+"""selfinstruct.novelty.rouge reproduces rouge_score's ROUGE-L to the bit: tokenizer, LCS, float.
 
 Real-text parity uses ../shared/data next to the repository root; those tests skip when it
 is missing.
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import Indel, LCSseq
 from rouge_score import rouge_scorer, tokenizers
 
-from selfinstruct.rouge import Tokenizer, fmeasure_from_lcs, lcs_length, rouge_l
+from selfinstruct.novelty.rouge import Tokenizer, fmeasure_from_lcs, lcs_length, rouge_l
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = REPO_ROOT.parent / "shared" / "data"

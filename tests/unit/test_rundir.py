@@ -6,7 +6,7 @@ import os
 import pytest
 
 from selfinstruct.errors import UserError
-from selfinstruct.rundir import JsonlLog, atomic_write_text
+from selfinstruct.run.rundir import JsonlLog, atomic_write_text
 
 
 def test_append_and_read(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from selfinstruct.cli import build_parser
 from selfinstruct.cli.options import config_from_args
-from selfinstruct.config import RunConfig, differences
+from selfinstruct.run.config import RunConfig, differences
 
 
 def parse(*argv):
@@ -76,7 +76,7 @@ def test_a_local_run_never_imports_ray(tmp_path):
         "from selfinstruct.cli import build_parser\n"
         "from selfinstruct import RunConfig, open_context, run_pipeline\n"
         "import selfinstruct.stages.bootstrap, selfinstruct.stages.instances\n"
-        "import selfinstruct.backends.endpoints\n"
+        "import selfinstruct.backends.pool.endpoints\n"
         "build_parser()\n"
         "ctx = open_context(sys.argv[1], RunConfig(num_instructions=1))\n"
         "ctx.backend\n"

@@ -1,4 +1,4 @@
-"""``export --tags``: per-row quality tags (:mod:`selfinstruct.tags`) computed from a run
+"""``export --tags``: per-row quality tags (:mod:`selfinstruct.rules.tags`) computed from a run
 directory written by hand (no model runs), carried by every format with the flag, and
 nothing changed without it."""
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.cli import main
-from selfinstruct.config import RunConfig
-from selfinstruct.context import open_context
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import open_context
 from selfinstruct.records import Instance, Task
 from selfinstruct.stages.export import FORMATS, export, render, write_parquet
 from selfinstruct.stages.postprocess import postprocess
-from selfinstruct.tags import (
+from selfinstruct.rules.tags import (
     COLUMN_PREFIX,
     TAG_NAMES,
     RunTags,
@@ -132,7 +132,7 @@ def test_tags_are_null_without_margins_or_records():
 
 
 def test_echo_is_the_quality_module_definition():
-    from selfinstruct import quality
+    from selfinstruct.rules import quality
 
     task = Task("a", REVIEW, [Instance("x", o) for o in ("Positive", "very negative", "",
                                                             "positive or negative, I think")])
@@ -287,7 +287,7 @@ def test_hf_with_and_without_tags(run, tmp_path, monkeypatch):
 
 
 def test_the_card_lists_every_tag():
-    from selfinstruct.hub import _TAG_COLUMNS
+    from selfinstruct.stages.export_hub import _TAG_COLUMNS
 
     assert tuple(name for name, *_ in _TAG_COLUMNS) == TAG_NAMES
 

@@ -6,7 +6,7 @@ import pytest
 
 from selfinstruct.backends.transformers_backend import cut_at_stop, weights_digest
 from selfinstruct.errors import UserError
-from selfinstruct.hf_models import ModelSource, resolve_source
+from selfinstruct.backends.hf_models import ModelSource, resolve_source
 
 
 def test_cut_at_the_earliest_stop_string():

@@ -2,7 +2,7 @@
 
 :func:`write_report` reads the run directory (read-only, :mod:`.run_records`), computes
 the funnel, the verb-noun pairs, the ROUGE-L with the nearest seed, the word counts, the
-quality measures of :mod:`selfinstruct.quality` and a seeded sample, draws the figures (:mod:`.figures`) into ``RUN/report/*.png``, and renders
+quality measures of :mod:`selfinstruct.rules.quality` and a seeded sample, draws the figures (:mod:`.figures`) into ``RUN/report/*.png``, and renders
 ``report.html`` (Jinja2, autoescaped: every generated text is escaped) with the PNGs
 embedded as base64, so the page opens offline, from anywhere, with no other file. The page
 has no script. When the run has been reviewed (``RUN/review.sqlite``), the reviewer's
@@ -21,7 +21,7 @@ from pathlib import Path
 from selfinstruct import __version__
 from selfinstruct.analysis import require_analysis
 from selfinstruct.analysis.funnel import Funnel
-from selfinstruct.analysis.run_records import RunRecords
+from selfinstruct.run.records_reader import RunRecords
 from selfinstruct.analysis.stats import (
     Lengths,
     length_samples,
@@ -31,8 +31,8 @@ from selfinstruct.analysis.stats import (
 )
 from selfinstruct.analysis.verbs import VerbNode, extract_pairs, load_nlp, top_verb_nouns
 from selfinstruct.errors import UserError
-from selfinstruct.quality import QualityMeasures, measure
-from selfinstruct.rundir import atomic_write_text, now
+from selfinstruct.rules.quality import QualityMeasures, measure
+from selfinstruct.run.rundir import atomic_write_text, now
 
 REPORT_DIR = "report"
 SAMPLE_SIZE = 20
@@ -52,7 +52,7 @@ class ReportData:
     sample: list[dict]
     sample_seed: int
     quality: object | None = None
-    measures: QualityMeasures | None = None  # selfinstruct.quality
+    measures: QualityMeasures | None = None  # selfinstruct.rules.quality
     figures: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
 
 

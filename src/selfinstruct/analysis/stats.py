@@ -1,7 +1,7 @@
 """The numbers behind the report's figures, as plain functions over records.
 
 - :func:`seed_similarities`: each instruction's ROUGE-L F against its most similar *seed*
-  instruction (the paper's Figure 4), with :class:`selfinstruct.novelty.NoveltyIndex`,
+  instruction (the paper's Figure 4), with :class:`selfinstruct.novelty.index.NoveltyIndex`,
   whose scores equal ``rouge_score``'s;
 - :func:`seed_pool`: the seed instructions a run compared against (classification seeds
   only for a ``classification_only`` run, as the bootstrap does);
@@ -25,7 +25,7 @@ def seed_pool(seeds: list[Task], config: dict) -> list[str]:
 
 
 def seed_similarities(instructions: list[str], seed_instructions: list[str]) -> list[float]:
-    from selfinstruct.novelty import NoveltyIndex
+    from selfinstruct.novelty.index import NoveltyIndex
 
     index = NoveltyIndex(seed_instructions)
     return [index.max_similarity(text) for text in instructions]

@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
-from selfinstruct.errors import UserError
+from selfinstruct.errors import (  # re-exported: backends raise them from here
+    BackendError,
+    FatalBackendError,
+    TransientBackendError,
+)
+
+__all__ = ["Backend", "BackendError", "Completion", "FatalBackendError", "Request",
+           "Sampling", "TransientBackendError", "request_key", "scored"]
 
 
 @dataclass(frozen=True)
@@ -97,30 +104,6 @@ class Completion:
     @classmethod
     def failed(cls, reason: str) -> Completion:
         return cls(text="", finish_reason="error", error=reason)
-
-
-class BackendError(Exception):
-    """A backend failed in a way that retrying will not fix."""
-
-
-class TransientBackendError(BackendError):
-    """A failure worth retrying: rate limit, server error, timeout, reset connection.
-
-    ``throttled``: the server is overloaded (429, 503, a timeout), so the adaptive
-    concurrency of ``limiter.py`` sends less; other transient errors leave it as it is."""
-
-    def __init__(self, message: str, retry_after: float | None = None,
-                 throttled: bool = False):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.throttled = throttled
-
-
-class FatalBackendError(BackendError, UserError):
-    """A failure that every further request would meet too, such as a rejected key
-    (HTTP 401 or 403): the run stops at once, with this one line and exit code 2, instead
-    of recording each request as failed. Never retried, never turned into a failed
-    completion."""
 
 
 @runtime_checkable

@@ -1,6 +1,6 @@
 """A persistent response cache in SQLite, wrapped around any backend.
 
-Used by :mod:`selfinstruct.executor`, which looks every request up before sending it.
+Used by :mod:`selfinstruct.backends.requests`, which looks every request up before sending it.
 The key is :func:`selfinstruct.backends.base.request_key`: backend identity, model,
 prompt and every sampling parameter. Only successful completions are stored, so a failed
 request is sent again on the next run. A re-run or a resume therefore re-sends nothing

@@ -25,10 +25,10 @@ limiter only decides how many attempts are in flight at once. It changes timing,
 results: the executor applies completions in request order whatever order they arrive in.
 
 :func:`shared_limiter` keeps one limiter per backend object, so what a stage learned about
-the server carries over to the next call of :func:`~selfinstruct.executor.run_requests`.
+the server carries over to the next call of :func:`~selfinstruct.backends.requests.run_requests`.
 
 What it leaves out: per-server limits inside a pool of servers (a
-:class:`~selfinstruct.backends.balanced.BalancedBackend` keeps a fixed concurrency and
+:class:`~selfinstruct.backends.pool.balanced.BalancedBackend` keeps a fixed concurrency and
 cools down a failing member instead), and latency-based control (Vegas-style): throttles
 are the only signal.
 """

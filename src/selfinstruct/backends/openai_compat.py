@@ -33,7 +33,7 @@ from selfinstruct.backends.base import (
     TransientBackendError,
     scored,
 )
-from selfinstruct.backends.endpoints import redact_text, redact_url
+from selfinstruct.backends.pool.endpoints import redact_text, redact_url
 from selfinstruct.errors import UserError
 
 TRANSIENT_STATUS = {408, 409, 429}

@@ -12,10 +12,14 @@ any name + several URLs        those servers, balanced by least outstanding requ
 ``transformers:PATH``          in-process transformers (torch): a model directory, a GGUF
                                file or a bundled name (``[train]`` extra)
 =============================  ==========================================================
+
+The prefixed names come from a table: :func:`register` adds ``PREFIX:NAME`` models (a
+plugin's backend, or a test's fake).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +43,17 @@ class ModelInfo:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+# An opener takes the model name (after its prefix) and the options, returns the backend.
+Opener = Callable[..., "tuple[Backend, ModelInfo]"]
+_BY_PREFIX: dict[str, Opener] = {}
+
+
+def register(prefix: str, opener: Opener) -> None:
+    """Make ``--model PREFIX:NAME`` open with ``opener(NAME, **options)`` (a plugin, or a
+    test's fake backend). Registering a prefix again replaces its opener."""
+    _BY_PREFIX[prefix] = opener
+
+
 def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
                  prefix_cache: bool = True, request_timeout: float = 120.0,
@@ -46,39 +61,54 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  lora: str | None = None) -> tuple[Backend, ModelInfo]:
     """``n_threads``: llama.cpp threads (None: one per core), set per Ray actor.
     ``lora``: a llama.cpp LoRA adapter (GGUF) for an embedded model."""
-    if lora and (base_url is not None or ":" in model.split("/")[0]):
+    prefix, _, name = model.partition(":") if ":" in model.split("/")[0] else ("", "", model)
+    if lora and (base_url is not None or prefix):
         raise UserError("--lora applies to an embedded GGUF model, not to a server or "
                         "transformers model")
-    if model.startswith("transformers:"):
-        from selfinstruct.backends.transformers_backend import TransformersBackend
+    if prefix in _BY_PREFIX:
+        return _BY_PREFIX[prefix](name, base_url=base_url, api_key_env=api_key_env,
+                                  n_ctx=n_ctx, request_timeout=request_timeout)
+    if base_url is not None:
+        return _open_server(model, base_url=base_url, api_key_env=api_key_env,
+                            request_timeout=request_timeout)
+    return _open_embedded(model, n_ctx=n_ctx, prefix_cache=prefix_cache,
+                          n_threads=n_threads, lora=lora)
 
-        spec = model.split(":", 1)[1]
-        if not spec:
-            raise UserError("--model transformers:PATH needs a path or a bundled model name")
-        backend = TransformersBackend(spec, n_ctx=n_ctx, model_name=model)
-        return backend, ModelInfo(name=model, backend="transformers",
-                                  path=backend.source.label, sha256=backend.sha256)
-    if base_url is not None or model.startswith("openai:"):
-        from selfinstruct.backends.endpoints import (
-            open_endpoints,
-            redact_base_urls,
-            split_base_urls,
-        )
-        from selfinstruct.backends.openai_compat import OpenAICompatBackend
 
-        name = model.split(":", 1)[1] if model.startswith("openai:") else model
-        urls = split_base_urls(base_url) if base_url is not None else []
-        if len(urls) > 1:
-            pool = open_endpoints(name, urls, api_key_env=api_key_env,
-                                  timeout=request_timeout)
-            return pool, ModelInfo(name=name, backend="openai",
-                                   base_url=redact_base_urls(base_url))
-        server = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
-                                     timeout=request_timeout)
-        server.check_connection()
-        return server, ModelInfo(name=name, backend="openai",
-                                  base_url=redact_base_urls(base_url))
+def _open_transformers(spec: str, *, n_ctx: int, **_: object) -> tuple[Backend, ModelInfo]:
+    from selfinstruct.backends.transformers_backend import TransformersBackend
 
+    if not spec:
+        raise UserError("--model transformers:PATH needs a path or a bundled model name")
+    model = f"transformers:{spec}"
+    backend = TransformersBackend(spec, n_ctx=n_ctx, model_name=model)
+    return backend, ModelInfo(name=model, backend="transformers", path=backend.source.label,
+                              sha256=backend.sha256)
+
+
+def _open_server(name: str, *, base_url: str | None, api_key_env: str,
+                 request_timeout: float, **_: object) -> tuple[Backend, ModelInfo]:
+    from selfinstruct.backends.openai_compat import OpenAICompatBackend
+    from selfinstruct.backends.pool.endpoints import (
+        open_endpoints,
+        redact_base_urls,
+        split_base_urls,
+    )
+
+    urls = split_base_urls(base_url) if base_url is not None else []
+    info = ModelInfo(name=name, backend="openai",
+                     base_url=redact_base_urls(base_url) if base_url is not None else None)
+    if len(urls) > 1:
+        return open_endpoints(name, urls, api_key_env=api_key_env,
+                              timeout=request_timeout), info
+    server = OpenAICompatBackend(name, base_url=base_url, api_key_env=api_key_env,
+                                 timeout=request_timeout)
+    server.check_connection()
+    return server, info
+
+
+def _open_embedded(model: str, *, n_ctx: int, prefix_cache: bool, n_threads: int | None,
+                   lora: str | None) -> tuple[Backend, ModelInfo]:
     from selfinstruct.backends.bundled import resolve_gguf, sha256_file
     from selfinstruct.backends.llamacpp import LlamaCppBackend
 
@@ -95,3 +125,7 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                                lora_path=lora, lora_sha256=lora_digest)
     return embedded, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest,
                               lora=lora, lora_sha256=lora_digest)
+
+
+register("transformers", _open_transformers)
+register("openai", _open_server)

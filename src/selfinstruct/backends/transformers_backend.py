@@ -1,6 +1,6 @@
 """A backend that runs a model in-process with transformers (torch): ``--model transformers:PATH``.
 
-PATH is anything :func:`selfinstruct.hf_models.resolve_source` takes: a transformers
+PATH is anything :func:`selfinstruct.backends.hf_models.resolve_source` takes: a transformers
 directory (e.g. ``selfinstruct finetune``'s ``OUT/merged``), a ``.gguf`` file, or a bundled
 model name. It serves the pipeline, ``eval`` and the fine-tuning loop with one model
 loader, on CPU or GPU.
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from selfinstruct.backends.base import BackendError, Completion, Request, scored
-from selfinstruct.hf_models import ModelSource, load_causal_lm, require_torch, resolve_source
+from selfinstruct.backends.hf_models import ModelSource, load_causal_lm, require_torch, resolve_source
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 

@@ -17,7 +17,7 @@ import sqlite3
 import sys
 
 from selfinstruct import __version__
-from selfinstruct.budget import BudgetExhausted
+from selfinstruct.backends.budget import BudgetExhausted
 from selfinstruct.errors import UserError
 
 COMMAND_MODULES = ("run", "stages", "dedup", "evaluate", "report", "review", "finetune", "loop")

@@ -5,7 +5,7 @@
     selfinstruct dedup IN.jsonl -o OUT.jsonl [--field instruction] [--against seeds.jsonl]
                        [--threshold 0.7] [--stemmer] [--rejects REJ.jsonl]
 
-Parses, calls :func:`selfinstruct.dedup.dedup_file`, shows a progress bar on stderr and a
+Parses, calls :func:`selfinstruct.novelty.dedup.dedup_file`, shows a progress bar on stderr and a
 summary on stdout.
 """
 
@@ -16,8 +16,8 @@ import argparse
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from selfinstruct.dedup import dedup_file
-from selfinstruct.novelty import DEFAULT_THRESHOLD
+from selfinstruct.novelty.dedup import dedup_file
+from selfinstruct.novelty.index import DEFAULT_THRESHOLD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -23,9 +23,6 @@ from pathlib import Path
 
 from selfinstruct.cli.help import DefaultsFormatter
 
-MODEL_HELP = ("smollm2, gemma-3-270m, a .gguf path, transformers:PATH, or a server's "
-              "model name")
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -56,30 +53,17 @@ def _formatter():
 
 
 def _add_backend_options(parser: argparse.ArgumentParser, flag: str, default: str) -> None:
-    group = parser.add_argument_group("model options")
-    group.add_argument(flag, dest="model", default=default, metavar="MODEL", help=MODEL_HELP)
-    group.add_argument("--base-url", default=None,
-                       help="OpenAI-compatible server URL (vLLM, llama.cpp server, Ollama...)")
-    group.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                       help="environment variable that holds the API key")
-    group.add_argument("--n-ctx", type=int, default=4096,
-                       help="context window of the embedded model")
-    group.add_argument("--lora", default=None,
-                       help="llama.cpp LoRA adapter (GGUF) for the embedded model")
-    group.add_argument("--chat", action=argparse.BooleanOptionalAction, default=False,
-                       help="use the server's chat endpoint instead of raw completion")
-    group.add_argument("--max-concurrency", type=int, default=1, help="requests in flight")
+    from selfinstruct.cli.options import add_model_options
+
+    add_model_options(parser, flag, default)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _open(args):
-    from selfinstruct.backends.registry import open_backend
-    from selfinstruct.errors import UserError
+    from selfinstruct.backends.opening import open_model
+    from selfinstruct.cli.options import model_options_from_args
 
-    if args.max_concurrency < 1:
-        raise UserError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
-    return open_backend(args.model, base_url=args.base_url, api_key_env=args.api_key_env,
-                        n_ctx=args.n_ctx, lora=args.lora)
+    return open_model(model_options_from_args(args))
 
 
 def _reporter(args):
@@ -121,7 +105,7 @@ def _register_classify(groups) -> None:
 def _handle_classify(args) -> int:
     import tempfile
 
-    from selfinstruct.classification import held_out_tasks
+    from selfinstruct.rules.classification import held_out_tasks
     from selfinstruct.evaluation.classification import (
         evaluate_classification,
         from_seeds,
@@ -146,7 +130,7 @@ def _handle_classify(args) -> int:
         _warn("the backend returns no log-probabilities: only the paper rule is reported")
     data = result.as_dict()
     if args.out:
-        from selfinstruct.rundir import atomic_write_text
+        from selfinstruct.run.rundir import atomic_write_text
 
         atomic_write_text(Path(args.out) / "results.json", json.dumps(data, indent=2) + "\n")
     if args.json:
@@ -267,7 +251,7 @@ def _register_superni_score(steps) -> None:
 
 def _handle_superni_score(args) -> int:
     from selfinstruct.evaluation.superni import load_instances, load_predictions, score
-    from selfinstruct.rundir import atomic_write_text
+    from selfinstruct.run.rundir import atomic_write_text
 
     instances = load_instances(args.data)
     predictions = load_predictions(args.predictions)

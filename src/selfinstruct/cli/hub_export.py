@@ -5,7 +5,7 @@
     selfinstruct export RUN --format hf [-o DIR] [--license ID] [--push-to-hub REPO [--private]]
 
 The arguments are checked before anything is written (a missing ``HF_TOKEN`` is one line
-and exit code 2); the writing and the upload are :mod:`selfinstruct.hub`'s.
+and exit code 2); the writing and the upload are :mod:`selfinstruct.stages.export_hub`'s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def add_hub_options(parser: argparse.ArgumentParser) -> None:
 
 def check_hub_args(args: argparse.Namespace) -> str | None:
     """The Hub token when the export will be uploaded; raises before anything is written."""
-    from selfinstruct.hub import hub_token, require_hub
+    from selfinstruct.stages.export_hub import hub_token, require_hub
 
     hub_only = [flag for flag, given in (("--push-to-hub", args.push_to_hub),
                                          ("--license", args.license),
@@ -50,7 +50,7 @@ def check_hub_args(args: argparse.Namespace) -> str | None:
 
 def export_hub(args: argparse.Namespace, run_dir, tasks, target, token: str | None):
     """Write the directory, upload it when asked; returns the lines to print."""
-    from selfinstruct.hub import push_to_hub, write_hub_dataset
+    from selfinstruct.stages.export_hub import push_to_hub, write_hub_dataset
 
     path = write_hub_dataset(run_dir, tasks, target, reviewed=args.reviewed,
                              license=args.license, repo_id=args.push_to_hub,

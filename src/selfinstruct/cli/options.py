@@ -1,4 +1,4 @@
-"""Command-line options that map one to one onto :class:`selfinstruct.config.RunConfig`.
+"""Command-line options that map one to one onto :class:`selfinstruct.run.config.RunConfig`.
 
 Each option is declared once here, with its help text; the default shown is the
 dataclass default, i.e. the original Self-Instruct setting.
@@ -10,10 +10,11 @@ import argparse
 from collections.abc import Iterable
 from dataclasses import fields
 
-from selfinstruct.config import EXECUTORS, RunConfig
-from selfinstruct.config_file import read_config_file
+from selfinstruct.backends.opening import ModelOptions
+from selfinstruct.run.config import EXECUTORS, RunConfig
+from selfinstruct.run.config_file import read_config_file
 from selfinstruct.errors import UserError
-from selfinstruct.recipes import CLASSIFIERS, RECIPES
+from selfinstruct.run.recipes import CLASSIFIERS, RECIPES
 
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
@@ -49,6 +50,8 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("prefix_cache", "model", bool, "reuse the model state of shared prompt prefixes"),
     ("max_concurrency", "model", int, "requests in flight at once"),
     ("request_timeout", "model", float, "seconds before a server request is retried"),
+    ("threads", "model", int, ("llama.cpp threads of the embedded model (0: as many as "
+                               "there are free cores, re-checked as the load changes)")),
     ("executor", "scale-out", str, ("where requests run: local, or ray (actors each holding "
                                     "the model; pip install 'selfinstruct[ray]')")),
     ("ray_address", "scale-out", str, ("with --executor ray: the cluster to join, auto or "
@@ -85,7 +88,7 @@ METAVARS: dict[str, str] = {
     "decontaminate": "PATH", "num_instructions": "N", "seed": "N", "seeds": "PATH",
     "prompts": "DIR", "model": "NAME", "lora": "PATH", "answer_lora": "PATH",
     "base_url": "URL", "api_key_env": "NAME", "n_ctx": "TOKENS", "max_concurrency": "N",
-    "request_timeout": "SECONDS", "executor": _one_of(EXECUTORS), "ray_address": "ADDRESS",
+    "request_timeout": "SECONDS", "threads": "N", "executor": _one_of(EXECUTORS), "ray_address": "ADDRESS",
     "replicas": "N", "max_tokens_total": "TOKENS", "max_cost": "USD", "input_price": "USD",
     "output_price": "USD", "num_prompt_instructions": "N", "num_machine_instructions": "N",
     "request_batch_size": "N", "bootstrap_temperature": "FLOAT", "bootstrap_top_p": "FLOAT",
@@ -155,3 +158,41 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> RunC
         if config_file is None:
             raise
         raise config_file.blame(error, given_as_flags=set(flags)) from None
+
+
+# The model options of the commands that only ask a model (eval ...): the same names and
+# help as a run's, with their defaults given to the parser (no config file to merge).
+ASKING_OPTIONS = ("model", "lora", "base_url", "api_key_env", "chat", "n_ctx",
+                  "max_concurrency", "threads")
+
+
+def add_model_options(parser: argparse.ArgumentParser, flag: str = "--model",
+                      default: str = "smollm2") -> None:
+    """The model options of a command that asks a model but is not a run; ``flag`` names
+    the model option (``--judge`` for the judge)."""
+    group = parser.add_argument_group("model options")
+    for name, _, kind, help_text in OPTIONS:
+        if name not in ASKING_OPTIONS:
+            continue
+        option = flag if name == "model" else "--" + name.replace("_", "-")
+        value = default if name == "model" else _DEFAULTS[name]
+        if kind is bool:
+            group.add_argument(option, dest=name, action=argparse.BooleanOptionalAction,
+                               default=value, help=help_text)
+        elif name in REPEATABLE:
+            group.add_argument(option, dest=name, action=_JoinRepeated, default=value,
+                               metavar=METAVARS[name], help=help_text)
+        else:
+            group.add_argument(option, dest=name, type=kind, default=value,
+                               metavar=METAVARS[name], help=help_text)
+
+
+def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
+    """What :func:`add_model_options` read, checked like a run's options."""
+    for name, least in (("max_concurrency", 1), ("n_ctx", 256), ("threads", 0)):
+        value = getattr(args, name)
+        if value < least:
+            raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
+    return ModelOptions(model=args.model, base_url=args.base_url,
+                        api_key_env=args.api_key_env, n_ctx=args.n_ctx, lora=args.lora,
+                        n_threads=args.threads or None)

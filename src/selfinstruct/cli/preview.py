@@ -1,7 +1,7 @@
 """``selfinstruct run --preview [N]``: try the settings on one request, write nothing.
 
 Every ``run`` option applies; with ``--out`` naming an existing run, its parameters are
-the base, as when resuming it. See :mod:`selfinstruct.preview`.
+the base, as when resuming it. See :mod:`selfinstruct.run.preview`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PREVIEW_TASKS = 3  # selfinstruct.preview.PREVIEW_TASKS, not imported at parse time
+PREVIEW_TASKS = 3  # selfinstruct.run.preview.PREVIEW_TASKS, not imported at parse time
 
 
 def add_preview_option(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +25,8 @@ def handle_preview(args: argparse.Namespace) -> int:
 
     from selfinstruct.cli.options import config_from_args
     from selfinstruct.errors import UserError
-    from selfinstruct.preview import open_preview_backend, print_preview, run_preview
-    from selfinstruct.rundir import read_manifest
+    from selfinstruct.run.preview import open_preview_backend, print_preview, run_preview
+    from selfinstruct.run.rundir import read_manifest
 
     if args.preview < 1:
         raise UserError(f"--preview: must be at least 1, got {args.preview}")

@@ -8,10 +8,10 @@ from pathlib import Path
 from selfinstruct.cli.help import DefaultsFormatter
 from selfinstruct.cli.options import add_config_options, config_from_args
 from selfinstruct.cli.preview import add_preview_option, handle_preview
-from selfinstruct.context import config_from_manifest, open_context
+from selfinstruct.run.context import config_from_manifest, open_context
 from selfinstruct.errors import UserError
 from selfinstruct.progress import RichReporter, SilentReporter
-from selfinstruct.rundir import read_manifest
+from selfinstruct.run.rundir import read_manifest
 
 
 def register(subparsers) -> None:
@@ -56,7 +56,7 @@ def context_from_args(args: argparse.Namespace):
 def handle(args: argparse.Namespace) -> int:
     from selfinstruct.cli.render import print_summary
     from selfinstruct.errors import UserError
-    from selfinstruct.pipeline import run_pipeline
+    from selfinstruct.run.pipeline import run_pipeline
 
     if args.preview is not None:
         return handle_preview(args)

@@ -76,7 +76,7 @@ def _existing_run_context(args: argparse.Namespace):
 def _read_only_run(args: argparse.Namespace):
     """The run to export, opened without writing to it; a warning when the run is being
     written now, or its last session did not finish (its tasks may be stale)."""
-    from selfinstruct.context import open_run_readonly
+    from selfinstruct.run.context import open_run_readonly
 
     view = open_run_readonly(args.run)
     pid = view.writer_pid
@@ -108,12 +108,12 @@ def handle_generate(args: argparse.Namespace) -> int:
         ctx.close()
     Console().print(f"kept {result.kept} instructions, rejected {result.rejected}, "
                     f"{result.requests} requests -> {ctx.run.instructions.path}")
-    if not result.reached_target:  # the request cap (selfinstruct.request_cap)
+    if not result.reached_target:  # the request cap (selfinstruct.run.request_cap)
         from collections import Counter
 
         from rich.markup import escape
 
-        from selfinstruct.request_cap import cap_reason
+        from selfinstruct.run.request_cap import cap_reason
 
         reasons = dict(Counter(r["reason"] for r in ctx.run.rejects.read()))
         reason = cap_reason(ctx.config, result.kept, result.requests, reasons)
@@ -180,7 +180,7 @@ def handle_export(args: argparse.Namespace) -> int:
         if args.format == "hf":
             path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
         else:
-            from selfinstruct.tags import read_run_tags
+            from selfinstruct.rules.tags import read_run_tags
 
             run_tags = read_run_tags(ctx.run.path) if args.tags else None
             path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,

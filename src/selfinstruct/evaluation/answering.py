@@ -13,7 +13,7 @@ from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Completion, Request
 from selfinstruct.backends.cache import ResponseCache
-from selfinstruct.executor import UsageStats, run_requests
+from selfinstruct.backends.requests import UsageStats, run_requests
 from selfinstruct.progress import Reporter
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request
-from selfinstruct.classification import (
+from selfinstruct.rules.classification import (
     auc,
     calibrate,
     margin_of,
@@ -24,7 +24,7 @@ from selfinstruct.classification import (
     scoring_requests,
     scoring_templates,
 )
-from selfinstruct.config import RunConfig
+from selfinstruct.run.config import RunConfig
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.progress import Reporter

@@ -3,7 +3,7 @@
 Every evaluation input (SuperNI data, predictions, user-oriented instructions) goes
 through :func:`read_jsonl` and :func:`field`, so a bad line is always reported the same
 way: ``FILE:LINE: field 'x' must be a string, got int``. Blank lines are skipped.
-What it leaves out: run-directory logs, which :class:`selfinstruct.rundir.JsonlLog` reads.
+What it leaves out: run-directory logs, which :class:`selfinstruct.run.rundir.JsonlLog` reads.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.fit import fit_prompt, token_counter
 from selfinstruct.evaluation.ratings import rated_keys, rating_record, ratings_log
-from selfinstruct.evaluation.rundir import open_eval_dir, record_session
+from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
 from selfinstruct.evaluation.user_oriented import Response
 from selfinstruct.progress import Reporter, SilentReporter
 

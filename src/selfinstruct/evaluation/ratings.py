@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.rundir import JsonlLog, now
+from selfinstruct.run.rundir import JsonlLog, now
 
 RATINGS_FORMAT_VERSION = 1
 LEVELS = ("A", "B", "C", "D")

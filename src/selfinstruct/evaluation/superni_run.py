@@ -57,10 +57,10 @@ from selfinstruct.backends.base import Backend, Request, Sampling
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.fit import fit_prompt, token_counter
-from selfinstruct.evaluation.rundir import open_eval_dir, record_session
+from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
 from selfinstruct.evaluation.superni import SuperNIInstance, SuperNIScores, score
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.rundir import JsonlLog, atomic_write_text, file_sha256
+from selfinstruct.run.rundir import JsonlLog, atomic_write_text, file_sha256
 
 TEMPLATES = ("tk", "self-instruct")
 TRIMS = ("paragraph", "tk-gpt3", "none")

@@ -39,9 +39,9 @@ from selfinstruct.backends.base import Backend, Request, Sampling
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.jsonl import field, read_jsonl
-from selfinstruct.evaluation.rundir import open_eval_dir, record_session
+from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.rundir import JsonlLog, file_sha256
+from selfinstruct.run.rundir import JsonlLog, file_sha256
 
 DEFAULT_MAX_TOKENS = 512
 PREDICTIONS_SUFFIX = "_predictions"

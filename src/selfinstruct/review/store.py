@@ -31,7 +31,7 @@ from pathlib import Path
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.ratings import LEVELS, RATINGS_FORMAT_VERSION
 from selfinstruct.records import Instance, Task
-from selfinstruct.rundir import now
+from selfinstruct.run.rundir import now
 
 DB_NAME = "review.sqlite"
 DECISIONS = ("accept", "reject", "edit")

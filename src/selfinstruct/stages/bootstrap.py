@@ -5,15 +5,15 @@ the machine pool while it has that many, the rest from the seeds), shuffled, num
 ``1.``..``8.``, and asks for ``9.``. Requests go out in batches of
 ``request_batch_size``; every prompt of a batch is built from the pool as it stood when
 the batch started. Completions are split into candidates and each candidate passes, in
-order, the rule filters of :mod:`selfinstruct.filters` and the ROUGE-L novelty test
-against the seeds and everything kept before it (:mod:`selfinstruct.novelty`). A
+order, the rule filters of :mod:`selfinstruct.rules.filters` and the ROUGE-L novelty test
+against the seeds and everything kept before it (:mod:`selfinstruct.novelty.index`). A
 completion that hit ``max_tokens`` is rejected whole under the paper recipe (as the
 original code does), and loses only its unfinished last candidate under the refined one
-(:func:`selfinstruct.parsing.candidate_decisions`).
+(:func:`selfinstruct.rules.parsing.candidate_decisions`).
 
 With ``--decontaminate``, a candidate that passes the rules and is too close to an
 evaluation instruction is rejected as ``contaminated`` before the novelty test
-(:func:`selfinstruct.decontamination.contaminated_instruction`).
+(:func:`selfinstruct.rules.decontamination.contaminated_instruction`).
 
 Resume by replay: the stage is a pure function of the configuration, the seed and the
 model's answers, and every answer is in the response cache. Re-running it rebuilds the
@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from selfinstruct.backends.base import Completion, Request
-from selfinstruct.config import RunConfig
-from selfinstruct.context import RunContext, derived_rng, derived_seed
-from selfinstruct.decontamination import contaminated_instruction
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import RunContext, derived_rng, derived_seed
+from selfinstruct.rules.decontamination import contaminated_instruction
 from selfinstruct.errors import UserError
-from selfinstruct.executor import run_requests
-from selfinstruct.novelty import NoveltyIndex
-from selfinstruct.parsing import TRUNCATED, candidate_decisions
+from selfinstruct.novelty.index import NoveltyIndex
+from selfinstruct.rules.parsing import TRUNCATED, candidate_decisions
 from selfinstruct.prompts import PromptTemplates, bootstrap_prompt
 from selfinstruct.records import Instruction, Reject
 
@@ -104,7 +103,7 @@ class _Writer:
 
     def failed(self, request_id: str, reason: str) -> None:
         if request_id not in self.failures_on_disk:
-            self.ctx.run.failures.append([{"id": request_id, "stage": STAGE, "reason": reason}])
+            self.ctx.record_failure(request_id, STAGE, reason)
             self.failures_on_disk.add(request_id)
 
 
@@ -118,7 +117,6 @@ def bootstrap(ctx: RunContext) -> BootstrapResult:
         index.add(text)
     machine: list[str] = []
     writer = _Writer(ctx)
-    usage = ctx.usage(STAGE)
     kept = rejected = 0
     request_index = 0
     with ctx.reporter.stage("generate", c.num_instructions) as bar:
@@ -130,10 +128,7 @@ def bootstrap(ctx: RunContext) -> BootstrapResult:
                         c.bootstrap_sampling(derived_seed(c.seed, STAGE, i)), chat=c.chat)
                 for i in indices
             ]
-            for offset, completion in run_requests(
-                ctx.backend, requests, cache=ctx.cache, max_concurrency=c.max_concurrency,
-                stats=usage, budget=ctx.budget,
-            ):
+            for offset, completion in ctx.ask(STAGE, requests):
                 i = indices[offset]
                 if len(machine) >= c.num_instructions:
                     break

@@ -1,6 +1,6 @@
 """Stage 2: decide whether each kept instruction is a classification task.
 
-Two rules (:mod:`selfinstruct.classification`), chosen by the recipe or ``--classifier``:
+Two rules (:mod:`selfinstruct.rules.classification`), chosen by the recipe or ``--classifier``:
 
 - ``paper``: the few-shot Yes/No prompt with greedy decoding, 3 tokens, stop at a newline
   or ``Task``. As in the original, only an answer of exactly ``Yes`` (``Yes``/``yes``/
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfinstruct.backends.base import Request
-from selfinstruct.classification import (
+from selfinstruct.rules.classification import (
     NO,
     YES,
     Calibration,
@@ -34,9 +34,8 @@ from selfinstruct.classification import (
     scoring_requests,
     scoring_templates,
 )
-from selfinstruct.context import RunContext
+from selfinstruct.run.context import RunContext
 from selfinstruct.errors import UserError
-from selfinstruct.executor import run_requests
 from selfinstruct.prompts import classification_prompt
 
 STAGE = "classify"
@@ -78,10 +77,10 @@ def _classify_paper(ctx: RunContext, todo: list[dict], already: int) -> int:
     failed = 0
     with ctx.reporter.stage("classify", already + len(todo)) as bar:
         bar.advance(already)
-        for offset, completion in _send(ctx, requests, STAGE):
+        for offset, completion in ctx.ask(STAGE, requests):
             record = todo[offset]
             if not completion.ok:
-                _failed(ctx, record["id"], completion.error)
+                ctx.record_failure(record["id"], STAGE, completion.error)
                 failed += 1
                 continue
             ctx.run.classifications.append([{
@@ -104,7 +103,7 @@ def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibra
     errors: dict[int, str] = {}
     with ctx.reporter.stage("classify", (already + len(todo)) * len(prompts)) as bar:
         bar.advance(already * len(prompts))
-        for offset, completion in _send(ctx, requests, STAGE):
+        for offset, completion in ctx.ask(STAGE, requests):
             p, i = divmod(offset, len(todo))
             bar.advance()
             if not completion.ok:
@@ -117,7 +116,7 @@ def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibra
             margins[p][i] = margin
     for i, record in enumerate(todo):
         if i in errors:
-            _failed(ctx, record["id"], errors[i])
+            ctx.record_failure(record["id"], STAGE, errors[i])
             continue
         values = [float(m) for m in (row[i] for row in margins) if m is not None]
         score = calibration.score(values)
@@ -131,16 +130,6 @@ def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibra
             "margins": [round(v, 4) for v in values],
         }])
     return len(errors)
-
-
-def _send(ctx: RunContext, requests: list[Request], stage: str):
-    return run_requests(ctx.backend, requests, cache=ctx.cache,
-                        max_concurrency=ctx.config.max_concurrency,
-                        stats=ctx.usage(stage), budget=ctx.budget)
-
-
-def _failed(ctx: RunContext, record_id: str, reason: str | None) -> None:
-    ctx.run.failures.append([{"id": record_id, "stage": STAGE, "reason": reason}])
 
 
 def calibrate_on_seeds(ctx: RunContext) -> Calibration | None:
@@ -158,7 +147,7 @@ def calibrate_on_seeds(ctx: RunContext) -> Calibration | None:
     requests = scoring_requests(prompts, [t.instruction for t in tasks])
     margins: list[list[float | None]] = [[None] * len(tasks) for _ in prompts]
     with ctx.reporter.stage("calibrate", len(requests)) as bar:
-        for offset, completion in _send(ctx, requests, "calibrate"):
+        for offset, completion in ctx.ask("calibrate", requests):
             if not completion.ok:
                 raise UserError(f"classification calibration: a seed task could not be scored "
                                 f"({completion.error}); re-run to retry")

@@ -11,7 +11,7 @@ format                      content
 ``parquet``                 one row per instance: id, instruction, input, output,
                             is_classification (needs ``pip install 'selfinstruct[parquet]'``)
 ``hf``                      a Hugging Face Hub data set directory: Parquet shards and a
-                            dataset card; it needs the run directory (:mod:`selfinstruct.hub`)
+                            dataset card; it needs the run directory (:mod:`selfinstruct.stages.export_hub`)
 ==========================  ================================================================
 
 The prompt/completion rows follow the original ``prepare_for_finetuning.py``: half of the
@@ -21,8 +21,8 @@ template, repeated (prompt, completion) pairs are dropped keeping the first, and
 are shuffled. The recipe decides which field names go: ``paper`` the original's rule,
 ``refined`` only one that starts the input.
 
-With ``tags`` (a :class:`selfinstruct.tags.RunTags`; ``export --tags``) every row also
-carries its quality tags (:mod:`selfinstruct.tags`): a ``quality`` object in the Alpaca,
+With ``tags`` (a :class:`selfinstruct.rules.tags.RunTags`; ``export --tags``) every row also
+carries its quality tags (:mod:`selfinstruct.rules.tags`): a ``quality`` object in the Alpaca,
 prompt-completion and chat rows, ``quality_<name>`` columns in Parquet. Without it the
 files are what they always were, byte for byte.
 
@@ -39,13 +39,13 @@ import random
 import re
 from pathlib import Path
 
-from selfinstruct.context import derived_rng
+from selfinstruct.run.context import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import PromptTemplates, finetuning_example
-from selfinstruct.recipes import DEFAULT_RECIPE, RECIPES
+from selfinstruct.run.recipes import DEFAULT_RECIPE, RECIPES
 from selfinstruct.records import Instance, Task
-from selfinstruct.rundir import atomic_write, atomic_write_text
-from selfinstruct.tags import COLUMN_PREFIX, TAGS, RunTags, columns, instance_tags
+from selfinstruct.run.rundir import atomic_write, atomic_write_text
+from selfinstruct.rules.tags import COLUMN_PREFIX, TAGS, RunTags, columns, instance_tags
 
 FORMATS = ("alpaca", "prompt-completion", "chat", "parquet", "hf")
 DEFAULT_NAMES = {
@@ -53,7 +53,7 @@ DEFAULT_NAMES = {
     "prompt-completion": "prompt_completion.jsonl",
     "chat": "chat.jsonl",
     "parquet": "instances.parquet",
-    "hf": "hf",  # a directory (selfinstruct.hub)
+    "hf": "hf",  # a directory (selfinstruct.stages.export_hub)
 }
 
 
@@ -169,7 +169,7 @@ def write_parquet(tasks: list[Task], path: Path, tags: RunTags | None = None) ->
 def export(tasks: list[Task], fmt: str, path: str | Path, templates: PromptTemplates,
            seed: int, recipe: str = DEFAULT_RECIPE, tags: RunTags | None = None) -> Path:
     target = Path(path)
-    if fmt == "hf":  # its card describes a run: selfinstruct.hub.write_hub_dataset
+    if fmt == "hf":  # its card describes a run: selfinstruct.stages.export_hub.write_hub_dataset
         raise UserError("--format hf exports a run directory with its dataset card: "
                         "selfinstruct export RUN --format hf")
     if fmt == "parquet":

@@ -17,9 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from selfinstruct.backends.base import Request
-from selfinstruct.context import RunContext
-from selfinstruct.executor import run_requests
-from selfinstruct.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.run.context import RunContext
+from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import instance_prompt
 
 STAGE = "instances"
@@ -50,15 +49,10 @@ def generate_instances(ctx: RunContext) -> InstancesResult:
     failed = 0
     with ctx.reporter.stage("instances", len(labelled)) as bar:
         bar.advance(len(done))
-        for offset, completion in run_requests(
-            ctx.answer_backend, requests, cache=ctx.cache,
-            max_concurrency=ctx.config.max_concurrency,
-            stats=ctx.usage(STAGE), budget=ctx.budget,
-        ):
+        for offset, completion in ctx.ask(STAGE, requests, ctx.answer_backend):
             record = todo[offset]
             if not completion.ok:
-                ctx.run.failures.append([{"id": record["id"], "stage": STAGE,
-                                          "reason": completion.error}])
+                ctx.record_failure(record["id"], STAGE, completion.error)
                 failed += 1
                 continue
             truncated = completion.finish_reason == "length"

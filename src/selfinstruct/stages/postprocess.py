@@ -3,7 +3,7 @@
 For each task, in order:
 
 1. drop instances whose input equals their output, whose output is empty, or whose input
-   or output ends with ``:`` (:func:`selfinstruct.filters.instance_reject_reason`);
+   or output ends with ``:`` (:func:`selfinstruct.rules.filters.instance_reject_reason`);
 2. if two instances share a non-empty input but have different outputs, drop the whole
    task (its instances contradict each other);
 3. remove exact duplicates, keeping the first;
@@ -15,8 +15,8 @@ For each task, in order:
 
 Beyond the paper (:func:`instance_screens`), an instance that passes step 1 is also dropped,
 with a ``detail``, when it copies a demonstration of its own prompt (``demonstration_leak``,
-the refined recipe, :mod:`selfinstruct.leaks`) or shares a 13-gram with an evaluation set
-(``contaminated``, ``--decontaminate``, :mod:`selfinstruct.decontamination`). The paper
+the refined recipe, :mod:`selfinstruct.rules.leaks`) or shares a 13-gram with an evaluation set
+(``contaminated``, ``--decontaminate``, :mod:`selfinstruct.rules.decontamination`). The paper
 recipe without ``--decontaminate`` runs neither, and writes exactly what it wrote before.
 
 Seed tasks are added only with ``include_seeds``. The output files are rewritten
@@ -30,11 +30,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from selfinstruct.context import RunContext, derived_rng
-from selfinstruct.decontamination import load_decontaminator
-from selfinstruct.filters import instance_reject_reason
-from selfinstruct.records import Instance, Task
-from selfinstruct.rundir import atomic_write_text, dumps
+from selfinstruct.run.context import RunContext, derived_rng
+from selfinstruct.rules.decontamination import load_decontaminator
+from selfinstruct.rules.filters import instance_reject_reason
+from selfinstruct.records import Instance, Reject, Task
+from selfinstruct.run.rundir import atomic_write_text, dumps
 
 
 @dataclass
@@ -112,7 +112,7 @@ def instance_screens(ctx: RunContext) -> list[Screen]:
     evaluation-set overlap (``--decontaminate``). None for the paper recipe without it."""
     screens: list[Screen] = []
     if ctx.config.recipe_settings.filter_demonstration_leaks:
-        from selfinstruct.leaks import LeakDetector
+        from selfinstruct.rules.leaks import LeakDetector
 
         screens.append(LeakDetector(ctx.templates).leak)
     contamination = load_decontaminator(ctx.config.decontamination_files)
@@ -124,39 +124,35 @@ def instance_screens(ctx: RunContext) -> list[Screen]:
 def postprocess(ctx: RunContext) -> PostprocessResult:
     limit = ctx.config.max_instances_per_task
     tasks: list[Task] = []
-    rejects: list[dict] = []
+    rejects: list[Reject] = []
     screens = instance_screens(ctx)
     for record in sorted(ctx.run.instances.open(), key=lambda r: r["id"]):
+        task_id = record["id"]
         instances = [Instance(i["input"], i["output"]) for i in record["instances"]]
         instances, screened = screen_instances(instances, record["is_classification"], screens)
-        for instance, reason, detail in screened:
-            rejects.append({"id": record["id"], "reason": reason, "input": instance.input,
-                            "output": instance.output, "detail": detail})
+        rejects += [Reject.of_instance(task_id, reason, instance, detail)
+                    for instance, reason, detail in screened]
         kept, dropped, task_reason = filter_task_instances(instances)
-        for instance, reason in dropped:
-            rejects.append({"id": record["id"], "reason": reason, "input": instance.input,
-                            "output": instance.output})
+        rejects += [Reject.of_instance(task_id, reason, instance) for instance, reason in dropped]
         kept, over = cap_instances(kept, limit,
-                                   derived_rng(ctx.config.seed, "instance-cap", record["id"]))
-        for instance in over:
-            rejects.append({"id": record["id"], "reason": "over_limit", "input": instance.input,
-                            "output": instance.output})
+                                   derived_rng(ctx.config.seed, "instance-cap", task_id))
+        rejects += [Reject.of_instance(task_id, "over_limit", instance) for instance in over]
         if task_reason is None and not kept:
             task_reason = "no_valid_instances"
         if task_reason:
-            rejects.append({"id": record["id"], "reason": task_reason, "task": True,
-                            "instruction": record["instruction"]})
+            rejects.append(Reject.of_task(task_id, task_reason, record["instruction"]))
             continue
-        tasks.append(Task(id=record["id"], instruction=record["instruction"], instances=kept,
+        tasks.append(Task(id=task_id, instruction=record["instruction"], instances=kept,
                           is_classification=record["is_classification"]))
     if ctx.config.include_seeds:
         tasks.extend(ctx.seeds)
     atomic_write_text(ctx.run.tasks_path, "".join(dumps(t.to_json()) + "\n" for t in tasks))
     atomic_write_text(ctx.run.instance_rejects_path,
-                      "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
+                      "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
+                              for r in rejects))
     return PostprocessResult(
         tasks=len(tasks),
         instances=sum(len(t.instances) for t in tasks),
-        dropped_instances=sum(1 for r in rejects if not r.get("task")),
-        dropped_tasks=sum(1 for r in rejects if r.get("task")),
+        dropped_instances=sum(1 for r in rejects if r.kind == "instance"),
+        dropped_tasks=sum(1 for r in rejects if r.kind == "task"),
     )

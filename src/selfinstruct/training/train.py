@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.hf_models import TRAIN_EXTRA_HINT, passive_openmp_threads
-from selfinstruct.rundir import now
+from selfinstruct.backends.hf_models import TRAIN_EXTRA_HINT, passive_openmp_threads
+from selfinstruct.run.rundir import now
 from selfinstruct.training.manifest import FORMAT_VERSION, prepare_out_dir, write_manifest
 
 LORA_LEARNING_RATE = 2e-4
@@ -139,7 +139,7 @@ def _export_gguf_adapter(source, out: Path, full: bool) -> dict:
     fine-tuned model runs on the embedded backend: ``--model BASE --lora OUT/adapter.gguf``."""
     if full or not source.gguf_file:
         return {}
-    from selfinstruct.lora_gguf import export_lora_gguf
+    from selfinstruct.training.lora_gguf import export_lora_gguf
 
     try:
         path = export_lora_gguf(out / "adapter", source.directory / source.gguf_file,
@@ -179,7 +179,7 @@ def _require_training_stack():
 
 def finetune(options: FinetuneOptions) -> FinetuneResult:
     """Train, save adapter/merged weights and ``finetune.json``; resume when possible."""
-    from selfinstruct.hf_models import load_causal_lm, resolve_source
+    from selfinstruct.backends.hf_models import load_causal_lm, resolve_source
     from selfinstruct.prompts import PromptTemplates
     from selfinstruct.training.data import read_training_data
 

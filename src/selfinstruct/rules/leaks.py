@@ -10,10 +10,10 @@ to recite the template.
 run: a template is a header, then blocks that start with ``Task: <instruction>`` (split at
 each blank line followed by ``Task:``), and each block's examples are parsed with the same
 parsers the instances stage applies to the model's answers
-(:func:`selfinstruct.parsing.parse_classification_instances` for the output-first
-template, :func:`~selfinstruct.parsing.parse_generation_instances` for the input-first
+(:func:`selfinstruct.rules.parsing.parse_classification_instances` for the output-first
+template, :func:`~selfinstruct.rules.parsing.parse_generation_instances` for the input-first
 one). Every demonstration input and output of at least :data:`MIN_TOKENS` tokens goes into
-a :class:`selfinstruct.novelty.NoveltyIndex`, one per template. An instance leaks when its
+a :class:`selfinstruct.novelty.index.NoveltyIndex`, one per template. An instance leaks when its
 input or its output (of at least :data:`MIN_TOKENS` tokens) has a ROUGE-L F-measure above
 :data:`LEAK_THRESHOLD` (the ``rouge_score`` tokenizer, no stemming, as the novelty filter)
 with any demonstration text of the template that produced it: output-first for
@@ -39,11 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selfinstruct.novelty import NoveltyIndex
-from selfinstruct.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.novelty.index import NoveltyIndex
+from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance
-from selfinstruct.rouge import Tokenizer, lcs_length
+from selfinstruct.novelty.rouge import Tokenizer, lcs_length
 
 __all__ = ["CONTAINMENT", "LEAK_THRESHOLD", "MIN_TOKENS", "Demonstration", "LeakDetector",
            "demonstrations"]

@@ -10,7 +10,7 @@ requests), so that the next step is clear: a higher cap, a lower bar, or another
 
 from __future__ import annotations
 
-from selfinstruct.config import RunConfig
+from selfinstruct.run.config import RunConfig
 
 
 def cap_reason(config: RunConfig, kept: int, requests: int,

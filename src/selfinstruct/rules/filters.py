@@ -13,7 +13,7 @@ Instruction rules (bootstrap), in the order the original code applies them:
 ==================  ===============================================================
 
 The ROUGE-L novelty rule needs the pool, so it lives in the bootstrap stage
-(:mod:`selfinstruct.novelty`). Instance rules are in :func:`instance_reject_reason`.
+(:mod:`selfinstruct.novelty.index`). Instance rules are in :func:`instance_reject_reason`.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Each :class:`BackendWorker` actor opens its backend in its own worker process wi
 :func:`~selfinstruct.backends.registry.open_backend`, exactly as a local run would, with
 as many llama.cpp threads as the actor reserves CPUs (one). The driver keeps one
 :class:`RayMember` per actor and pools them in a
-:class:`~selfinstruct.backends.balanced.BalancedBackend`, so that
-:func:`~selfinstruct.executor.run_requests` keeps doing what it does for a local run
+:class:`~selfinstruct.backends.pool.balanced.BalancedBackend`, so that
+:func:`~selfinstruct.backends.requests.run_requests` keeps doing what it does for a local run
 (cache on the driver, retries, results in request order) without knowing where the
 requests ran. The pool's identity is the one the backend has locally, so a run's cache
 serves it whichever executor runs it, and a run may be resumed under the other one.
@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Sequence
 from typing import cast
 
-from selfinstruct.backends.balanced import BalancedBackend
+from selfinstruct.backends.pool.balanced import BalancedBackend
 from selfinstruct.backends.base import BackendError, Completion, Request, TransientBackendError
 from selfinstruct.backends.registry import ModelInfo, open_backend
 from selfinstruct.errors import UserError

@@ -1,7 +1,7 @@
 """Novelty dedup of any instruction file: Self-Instruct's ROUGE-L rule, file in, file out.
 
 ``dedup_file`` reads records (JSONL, or one JSON list), takes the text of one string field
-from each, applies :meth:`selfinstruct.novelty.NoveltyIndex.filter` in file order (after the
+from each, applies :meth:`selfinstruct.novelty.index.NoveltyIndex.filter` in file order (after the
 texts of an optional ``against`` seed file), and writes:
 
 * ``out``: the kept records in their original order. A JSONL record is written back as the
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.novelty import DEFAULT_THRESHOLD, NoveltyIndex
-from selfinstruct.rundir import atomic_write, check_output_path
+from selfinstruct.novelty.index import DEFAULT_THRESHOLD, NoveltyIndex
+from selfinstruct.run.rundir import atomic_write, check_output_path
 
 __all__ = ["DedupSummary", "Record", "dedup_file", "read_records"]
 
@@ -122,7 +122,7 @@ def read_records(path: str | os.PathLike[str], field: str = "instruction") -> li
 
 
 def _write_atomically(path: Path, lines: Iterator[str]) -> None:
-    """Write the lines with the one output writer (:func:`selfinstruct.rundir.atomic_write`):
+    """Write the lines with the one output writer (:func:`selfinstruct.run.rundir.atomic_write`):
     temporary file, fsync, rename; a target that is not a regular file is refused, and a
     replaced file keeps its mode."""
     directory = path.parent

@@ -11,7 +11,7 @@ cooling down for a while, and is only picked when every member is. Without it, a
 that refuses connections (it fails fast, so it never has anything outstanding) would
 attract every retry.
 
-Caching, retries and ordering stay in :func:`selfinstruct.executor.run_requests`, which
+Caching, retries and ordering stay in :func:`selfinstruct.backends.requests.run_requests`, which
 treats the pool as one backend: its ``identity`` is the members' shared model identity,
 so a cache key does not depend on which member answered. ``parallelism`` tells the
 executor to keep at least one request in flight per member.

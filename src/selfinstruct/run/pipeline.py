@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.budget import BudgetExhausted
-from selfinstruct.context import RunContext, now
-from selfinstruct.quality import QualityMeasures, measure
+from selfinstruct.backends.budget import BudgetExhausted
+from selfinstruct.run.context import RunContext, now
+from selfinstruct.rules.quality import QualityMeasures, measure
 from selfinstruct.records import Task
 from selfinstruct.stages.bootstrap import bootstrap
 from selfinstruct.stages.classify import classify
@@ -45,7 +45,7 @@ class Summary:
     exports: dict[str, str] = field(default_factory=dict)
     reached_target: bool = True
     stop_reason: str | None = None  # why it stopped short of --num-instructions (request_cap)
-    quality: QualityMeasures | None = None  # selfinstruct.quality, over the same records
+    quality: QualityMeasures | None = None  # selfinstruct.rules.quality, over the same records
 
     @property
     def tokens_per_second(self) -> float:
@@ -113,7 +113,7 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     summary.exports = exports
     summary.reached_target = result.reached_target
     if not result.reached_target:
-        from selfinstruct.request_cap import cap_reason
+        from selfinstruct.run.request_cap import cap_reason
 
         summary.stop_reason = cap_reason(ctx.config, summary.kept, result.requests,
                                          summary.rejected_by_reason, summary.failed_requests)
@@ -148,7 +148,7 @@ def summarize(ctx: RunContext, wall_seconds: float = 0.0) -> Summary:
     tasks = run.read_tasks() if Path(run.tasks_path).exists() else []
     dropped = []
     if run.instance_rejects_path.exists():
-        from selfinstruct.rundir import JsonlLog
+        from selfinstruct.run.rundir import JsonlLog
 
         dropped = JsonlLog(run.instance_rejects_path).open()
     usage = list(ctx.stats.values())

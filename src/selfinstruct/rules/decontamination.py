@@ -8,7 +8,7 @@ not skill. Two checks, against evaluation sets read from JSONL:
   a candidate whose ROUGE-L F-measure against any evaluation instruction (a SuperNI task's
   definition, a user-oriented instruction) is above the run's ``similarity_threshold`` is
   rejected as ``contaminated``. The same exact index as the novelty filter
-  (:class:`selfinstruct.novelty.NoveltyIndex`, ``rouge_score``'s tokenizer).
+  (:class:`selfinstruct.novelty.index.NoveltyIndex`, ``rouge_score``'s tokenizer).
 - **instances** (postprocess): an instance whose input or output shares a 13-gram of
   lowercased word tokens (``[a-z0-9]+`` runs) with any evaluation input or reference output
   is dropped as ``contaminated``: the n-gram overlap test of the GPT-3 paper, with its 13.
@@ -46,7 +46,7 @@ import numpy as np
 
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.jsonl import field, read_jsonl
-from selfinstruct.novelty import NoveltyIndex
+from selfinstruct.novelty.index import NoveltyIndex
 from selfinstruct.records import Instance
 
 __all__ = ["NGRAM", "REASON", "Decontaminator", "EvalTask", "contaminated_instruction",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from selfinstruct.backends.balanced import BalancedBackend
+from selfinstruct.backends.pool.balanced import BalancedBackend
 from selfinstruct.errors import UserError
 
 

@@ -10,24 +10,25 @@ from __future__ import annotations
 import hashlib
 import platform
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from selfinstruct import __version__
-from selfinstruct.backends.base import Backend
+from selfinstruct.backends.base import Backend, Completion, Request
 from selfinstruct.backends.cache import ResponseCache
-from selfinstruct.backends.endpoints import has_redacted_credentials
-from selfinstruct.backends.registry import ModelInfo, open_backend
-from selfinstruct.budget import Budget
-from selfinstruct.config import RunConfig, differences, stored_config
-from selfinstruct.decontamination import load_decontaminator
+from selfinstruct.backends.pool.endpoints import has_redacted_credentials
+from selfinstruct.backends.opening import check_model, open_model
+from selfinstruct.backends.registry import ModelInfo
+from selfinstruct.backends.budget import Budget
+from selfinstruct.run.config import RunConfig, differences, stored_config
+from selfinstruct.rules.decontamination import load_decontaminator
 from selfinstruct.errors import UserError
-from selfinstruct.executor import UsageStats
+from selfinstruct.backends.requests import UsageStats, run_requests
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
-from selfinstruct.records import Task
-from selfinstruct.rundir import (
+from selfinstruct.records import Reject, Task
+from selfinstruct.run.rundir import (
     FORMAT_VERSION,
     RunDir,
     RunLock,
@@ -93,15 +94,7 @@ class RunContext:
         return self._answer_backend
 
     def _open(self, lora: str | None) -> tuple[Backend, ModelInfo]:
-        c = self.config
-        options: dict[str, Any] = {
-            "base_url": c.base_url, "api_key_env": c.api_key_env, "n_ctx": c.n_ctx,
-            "prefix_cache": c.prefix_cache, "request_timeout": c.request_timeout, "lora": lora}
-        if c.executor == "ray":  # the only place that imports Ray
-            from selfinstruct.backends.ray_actors import open_on_ray
-
-            return open_on_ray(c.model, options, address=c.ray_address, replicas=c.replicas)
-        return open_backend(c.model, **options)
+        return open_model(self.config.model_options().with_lora(lora))
 
     @property
     def cache(self) -> ResponseCache:
@@ -121,6 +114,18 @@ class RunContext:
 
     def usage(self, stage: str) -> UsageStats:
         return self.stats.setdefault(stage, UsageStats())
+
+    def ask(self, stage: str, requests: Sequence[Request],
+            backend: Backend | None = None) -> Iterator[tuple[int, Completion]]:
+        """``(index, completion)`` for each request, in order, through the one request loop
+        with this run's cache, budget, concurrency and the stage's usage counters."""
+        return run_requests(self.backend if backend is None else backend, requests,
+                            cache=self.cache, max_concurrency=self.config.max_concurrency,
+                            stats=self.usage(stage), budget=self.budget)
+
+    def record_failure(self, record_id: str, stage: str, reason: str | None) -> None:
+        """A request that failed for good: logged, and asked again on the next run."""
+        self.run.failures.append([Reject.failure(record_id, stage, reason).to_json()])
 
     def save_manifest(self) -> None:
         # usage adds up across sessions: each session's own, and the run's total
@@ -265,20 +270,10 @@ def _has_records(run: RunDir) -> bool:
 def _check_model(config: RunConfig) -> None:
     """Fail on an unknown model name, or an adapter that cannot apply, before anything is
     written (loading comes later; the answering adapter only at the instances stage)."""
-    embedded = (config.base_url is None
-                and not config.model.startswith(("openai:", "transformers:")))
-    if embedded:
-        from selfinstruct.backends.bundled import resolve_gguf
-
-        resolve_gguf(config.model)
-    for flag, adapter in (("--lora", config.lora), ("--answer-lora", config.answer_lora)):
-        if adapter is None:
-            continue
-        if not embedded:
-            raise UserError(f"{flag} applies to an embedded GGUF model, not to a server or "
-                            "transformers model")
-        if not Path(adapter).expanduser().is_file():
-            raise UserError(f"{flag}: no such adapter file: {adapter}")
+    options = config.model_options()
+    check_model(options)
+    if config.answer_lora is not None:
+        check_model(options.with_lora(config.answer_lora), flag="--answer-lora")
 
 
 def _foreign_exports(run: RunDir) -> list[str]:

@@ -1,7 +1,7 @@
 """Read run parameters from a TOML or JSON file (``--config FILE``).
 
 A long list of flags is hard to review, share and keep with a data set; a file is not.
-Keys are :class:`selfinstruct.config.RunConfig` field names (``num_instructions``), or
+Keys are :class:`selfinstruct.run.config.RunConfig` field names (``num_instructions``), or
 the flag spelling without the dashes in front (``num-instructions``). The file only
 supplies values: the caller layers them over the defaults and a resumed run's manifest,
 and under the flags given on the command line (see ``cli.options.config_from_args``).
@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from selfinstruct.config import RunConfig
+from selfinstruct.run.config import RunConfig
 from selfinstruct.errors import UserError
 
 if sys.version_info >= (3, 11):

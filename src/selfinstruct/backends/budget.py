@@ -15,9 +15,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from selfinstruct.errors import BudgetExhausted
 
-class BudgetExhausted(Exception):
-    """The run reached ``--max-tokens-total`` or ``--max-cost``; its state is saved."""
+__all__ = ["Budget", "BudgetExhausted"]
 
 
 @dataclass

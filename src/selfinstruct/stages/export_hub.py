@@ -10,7 +10,7 @@ the data was made (``selfinstruct export RUN --format hf -o DIR [--push-to-hub R
                                               the same data again
       data/train-00000-of-00001.parquet       id, instruction, input, output, is_classification
                                               (and quality_<name> columns with --tags,
-                                              :mod:`selfinstruct.tags`)
+                                              :mod:`selfinstruct.rules.tags`)
 
 ``datasets.load_dataset(DIR)`` reads it as it is (the card's ``configs`` names the files),
 and so does the Hub once the folder is uploaded. The rows are the Parquet export's, in the
@@ -44,7 +44,7 @@ from pathlib import Path
 from selfinstruct import __version__
 from selfinstruct.errors import UserError
 from selfinstruct.records import Task
-from selfinstruct.rundir import atomic_write_text, file_sha256
+from selfinstruct.run.rundir import atomic_write_text, file_sha256
 
 HUB_HINT = "pip install 'selfinstruct[hub]'"
 TOKEN_ENV = "HF_TOKEN"
@@ -117,7 +117,7 @@ def reproduce_command(config: dict, out: str) -> str:
     """``selfinstruct run --out OUT --model M --seed S --num-instructions N`` and every
     option whose value differs from its default, as the CLI spells it."""
     from selfinstruct.cli.options import OPTIONS, REPEATABLE
-    from selfinstruct.config import RunConfig
+    from selfinstruct.run.config import RunConfig
 
     defaults = {f.name: f.default for f in fields(RunConfig)}
     always = ("model", "seed", "num_instructions")
@@ -233,10 +233,10 @@ _TAG_COLUMNS = (
 def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: str,
                  reviewed: bool = False, load_name: str = "DIR", tags: bool = False) -> str:
     """The README.md of the data set: metadata, then how the data was made.
-    ``records``: a :class:`selfinstruct.analysis.run_records.RunRecords`; ``load_name``:
+    ``records``: a :class:`selfinstruct.run.records_reader.RunRecords`; ``load_name``:
     what ``load_dataset`` is given in the card's example (the repository id, or a folder);
     ``tags``: the rows carry the quality columns (``export --tags``)."""
-    from selfinstruct.config import RunConfig
+    from selfinstruct.run.config import RunConfig
 
     manifest = records.manifest
     config = manifest.get("config") or {}
@@ -271,7 +271,7 @@ def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: s
             ("| is_classification | bool | the model's own answer to \"is it a classification "
             "task?\" |")]
     if tags:
-        from selfinstruct.tags import COLUMN_PREFIX
+        from selfinstruct.rules.tags import COLUMN_PREFIX
 
         out += [f"| {COLUMN_PREFIX}{name} | {kind} | {what} |"
                 for name, kind, what in _TAG_COLUMNS]
@@ -334,8 +334,8 @@ def write_hub_dataset(run_dir: str | Path, tasks: list[Task], out_dir: str | Pat
                       rows_per_shard: int = ROWS_PER_SHARD, tags: bool = False) -> Path:
     """Write ``out_dir/data/*.parquet`` and ``out_dir/README.md`` for the run's ``tasks``;
     ``repo_id``: the Hub repository it is meant for, named in the card's example; ``tags``:
-    with the quality columns (:mod:`selfinstruct.tags`), from the run's records."""
-    from selfinstruct.analysis.run_records import RunRecords
+    with the quality columns (:mod:`selfinstruct.rules.tags`), from the run's records."""
+    from selfinstruct.run.records_reader import RunRecords
     from selfinstruct.stages.export import write_parquet
 
     records = RunRecords.load(run_dir)
@@ -346,7 +346,7 @@ def write_hub_dataset(run_dir: str | Path, tasks: list[Task], out_dir: str | Pat
                         "writes a directory)")
     run_tags = None
     if tags:
-        from selfinstruct.tags import RunTags
+        from selfinstruct.rules.tags import RunTags
 
         run_tags = RunTags.from_records(records.instructions, records.classifications)
     groups = shard_tasks(tasks, rows_per_shard)

@@ -2,7 +2,7 @@
 
 Self-Instruct keeps a generated instruction only if its ROUGE-L F-measure against every
 instruction kept so far, seeds included, is at most 0.7. :class:`NoveltyIndex` answers that
-question with scores identical to ``rouge_score`` (see :mod:`selfinstruct.rouge`), fast:
+question with scores identical to ``rouge_score`` (see :mod:`selfinstruct.novelty.rouge`), fast:
 
 * ``add(text)``, ``most_similar(text, k)``, ``max_similarity(text)`` and
   ``similarity_stats(text, k)`` score the text against *every* indexed text in one batched
@@ -35,7 +35,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from selfinstruct.rouge import Tokenizer
+from selfinstruct.novelty.rouge import Tokenizer
 
 __all__ = ["DEFAULT_THRESHOLD", "NoveltyDecision", "NoveltyIndex"]
 

@@ -14,9 +14,10 @@ import typing
 from dataclasses import asdict, dataclass, fields
 
 from selfinstruct.backends.base import Sampling
-from selfinstruct.backends.endpoints import redact_base_urls, split_base_urls
+from selfinstruct.backends.opening import ModelOptions
+from selfinstruct.backends.pool.endpoints import redact_base_urls, split_base_urls
 from selfinstruct.errors import UserError
-from selfinstruct.recipes import CLASSIFIERS, DEFAULT_RECIPE, RECIPES, Recipe
+from selfinstruct.run.recipes import CLASSIFIERS, DEFAULT_RECIPE, RECIPES, Recipe
 
 # Fields that may change between a run and its resumption without changing any record.
 # Where the requests run (executor, ray_address, replicas) is one: the embedded model gives
@@ -24,7 +25,7 @@ from selfinstruct.recipes import CLASSIFIERS, DEFAULT_RECIPE, RECIPES, Recipe
 RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests",
                               "request_timeout", "max_tokens_total", "max_cost",
                               "input_price", "output_price",
-                              "executor", "ray_address", "replicas"})
+                              "executor", "ray_address", "replicas", "threads"})
 EXECUTORS = ("local", "ray")
 
 
@@ -52,6 +53,7 @@ class RunConfig:
     prefix_cache: bool = True
     max_concurrency: int = 1
     request_timeout: float = 120.0
+    threads: int = 0  # llama.cpp threads of the embedded model; 0: from the free cores
     # where the requests run: this process, or Ray actors (each holding the backend)
     executor: str = "local"
     ray_address: str | None = None  # None: $RAY_ADDRESS, a `ray start` one here, or a new one
@@ -82,6 +84,15 @@ class RunConfig:
     instance_presence_penalty: float = 1.5
     instance_max_tokens_classification: int = 300
     instance_max_tokens_generation: int = 350
+
+    def model_options(self) -> ModelOptions:
+        """Which model answers and how it is reached (:mod:`selfinstruct.backends.opening`)."""
+        return ModelOptions(
+            model=self.model, base_url=self.base_url, api_key_env=self.api_key_env,
+            n_ctx=self.n_ctx, prefix_cache=self.prefix_cache,
+            request_timeout=self.request_timeout, lora=self.lora,
+            n_threads=self.threads or None, executor=self.executor,
+            ray_address=self.ray_address, replicas=self.replicas)
 
     def validate(self) -> RunConfig:
         self._check_types()
@@ -117,6 +128,7 @@ class RunConfig:
         bound("max_requests", 0)
         bound("n_ctx", 256)
         bound("replicas", 0)
+        bound("threads", 0)
         if self.base_url is not None:
             try:
                 split_base_urls(self.base_url)

@@ -5,7 +5,7 @@ One bootstrap request, the run's first (the same prompt and sampling seed), filt
 the bootstrap's own code; then the classification and the instances of the first few
 instructions it kept, filtered as ``postprocess`` filters them. The backend is opened
 directly (:func:`selfinstruct.backends.registry.open_backend`) and the requests go through
-:func:`selfinstruct.executor.run_requests` without a cache: no run directory, no cache
+:func:`selfinstruct.backends.requests.run_requests` without a cache: no run directory, no cache
 file, no manifest.
 
 Where it differs from a run, on purpose: classification uses the paper's Yes/No rule even
@@ -21,12 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from selfinstruct.backends.base import Backend, Request
-from selfinstruct.classification import paper_rule
-from selfinstruct.config import RunConfig
-from selfinstruct.context import derived_rng, derived_seed
-from selfinstruct.executor import run_requests
-from selfinstruct.novelty import NoveltyIndex
-from selfinstruct.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.rules.classification import paper_rule
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.context import derived_rng, derived_seed
+from selfinstruct.backends.requests import run_requests
+from selfinstruct.novelty.index import NoveltyIndex
+from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import PromptTemplates, classification_prompt, instance_prompt
 from selfinstruct.records import Instance, Instruction, Reject
 from selfinstruct.seeds import load_seeds

@@ -1,6 +1,6 @@
 """Read a run directory's records without changing anything in it.
 
-:class:`selfinstruct.rundir.JsonlLog.open` repairs a half-written last line by truncating
+:class:`selfinstruct.run.rundir.JsonlLog.open` repairs a half-written last line by truncating
 the file, which is right for the writer that resumes a run and wrong for a reader (the
 report, the review app) that may look at a run still being written: here an unfinished
 last line is simply not read. Any other unreadable line is reported, as everywhere.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.rundir import JsonlLog, read_manifest
+from selfinstruct.run.rundir import JsonlLog, read_manifest
 
 
 def read_records(path: Path) -> list[dict]:

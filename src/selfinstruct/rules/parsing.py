@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from selfinstruct.filters import instruction_reject_reason
+from selfinstruct.rules.filters import instruction_reject_reason
 from selfinstruct.records import Instance
 
 _NUMBERED = re.compile(r"\n\d+\s?\. ")
@@ -52,7 +52,7 @@ def candidate_decisions(text: str, finish_reason: str | None,
     candidate when ``drop_truncated_completion`` (the original code, the paper recipe),
     else only its last, unfinished one (the refined recipe); those become ``"truncated"``
     whatever the other rules say. The others get the first rule of
-    :func:`selfinstruct.filters.instruction_reject_reason` that rejects them.
+    :func:`selfinstruct.rules.filters.instruction_reject_reason` that rejects them.
     """
     candidates = split_instructions(text)
     truncated = finish_reason == "length"

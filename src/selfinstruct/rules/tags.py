@@ -14,7 +14,7 @@ tag                           value
                               ``margin``); the task is classification when it is above
 ``classification_threshold``  the threshold it was compared with
 ``echo``                      the output echoes the instruction
-                              (:func:`selfinstruct.quality.is_echo`)
+                              (:func:`selfinstruct.rules.quality.is_echo`)
 ``instruction_words``         whitespace-separated words, as the report counts them
 ``input_words``               (:func:`selfinstruct.analysis.stats.word_count`)
 ``output_words``
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.analysis.stats import word_count
-from selfinstruct.quality import is_echo
+from selfinstruct.rules.quality import is_echo
 from selfinstruct.records import Instance, Task
 
 __all__ = ["COLUMN_PREFIX", "TAGS", "TAG_NAMES", "RunTags", "columns", "instance_tags",
@@ -106,7 +106,7 @@ class RunTags:
 def read_run_tags(run_dir: str | Path) -> RunTags:
     """The run directory's tags, read without changing anything in it (an unfinished last
     line of a run being written is not read)."""
-    from selfinstruct.rundir import RunDir
+    from selfinstruct.run.rundir import RunDir
 
     run = RunDir(run_dir)
     return RunTags.from_records(run.instructions.read(), run.classifications.read())

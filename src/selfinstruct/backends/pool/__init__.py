@@ -1,0 +1,1 @@
+"""Several backends that look like one: servers balanced by load, Ray actors."""

@@ -1,0 +1,1 @@
+"""A run: its parameters, its directory, the context the stages share, the pipeline."""
