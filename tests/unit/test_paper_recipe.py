@@ -11,7 +11,7 @@ import pytest
 
 from selfinstruct.backends.base import Completion, Request
 from selfinstruct.run.config import RunConfig
-from selfinstruct.run.context import derived_rng
+from selfinstruct.run.randomness import derived_rng
 from selfinstruct.novelty.index import NoveltyIndex
 from selfinstruct.rules.parsing import candidate_decisions
 from selfinstruct.prompts import PromptTemplates

@@ -36,8 +36,7 @@ class ModelOptions:
     @property
     def embedded(self) -> bool:
         """A GGUF model run in this process by llama.cpp (not a server, not torch)."""
-        return (self.base_url is None
-                and not self.model.startswith(("openai:", "transformers:")))
+        return self.base_url is None and not registry.prefix_of(self.model)
 
     def with_lora(self, lora: str | None) -> ModelOptions:
         return replace(self, lora=lora)

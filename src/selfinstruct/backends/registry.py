@@ -54,6 +54,13 @@ def register(prefix: str, opener: Opener) -> None:
     _BY_PREFIX[prefix] = opener
 
 
+def prefix_of(model: str) -> str:
+    """The registered prefix of a model name (``transformers`` of ``transformers:PATH``),
+    or "" for a bundled name, a GGUF path or a server's model name."""
+    prefix = model.partition(":")[0] if ":" in model.split("/")[0] else ""
+    return prefix if prefix in _BY_PREFIX else ""
+
+
 def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
                  prefix_cache: bool = True, request_timeout: float = 120.0,

@@ -7,9 +7,7 @@ the manifest (a resumed run must not mix parameters) unless ``force_new`` is giv
 
 from __future__ import annotations
 
-import hashlib
 import platform
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,17 +35,8 @@ from selfinstruct.run.rundir import (
     read_manifest,
     write_manifest,
 )
+
 from selfinstruct.seeds import load_seeds
-
-
-def derived_rng(seed: int, *parts: object) -> random.Random:
-    """A generator that depends only on the run seed and a stable name for the choice."""
-    return random.Random(":".join(str(p) for p in (seed, *parts)))
-
-
-def derived_seed(seed: int, *parts: object) -> int:
-    blob = ":".join(str(p) for p in (seed, *parts)).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass
@@ -122,6 +111,11 @@ class RunContext:
         return run_requests(self.backend if backend is None else backend, requests,
                             cache=self.cache, max_concurrency=self.config.max_concurrency,
                             stats=self.usage(stage), budget=self.budget)
+
+    def record_calibration(self, calibration: dict) -> None:
+        """The classify stage's fitted calibration (or why there is none), in the manifest."""
+        self.manifest["classification_calibration"] = calibration
+        self.save_manifest()
 
     def record_failure(self, record_id: str, stage: str, reason: str | None) -> None:
         """A request that failed for good: logged, and asked again on the next run."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from selfinstruct.backends.base import Backend, Request
 from selfinstruct.rules.classification import paper_rule
 from selfinstruct.run.config import RunConfig
-from selfinstruct.run.context import derived_rng, derived_seed
+from selfinstruct.run.randomness import derived_rng, derived_seed
 from selfinstruct.backends.requests import run_requests
 from selfinstruct.novelty.index import NoveltyIndex
 from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances

@@ -28,7 +28,8 @@ from typing import Protocol
 
 from selfinstruct.backends.base import Completion, Request
 from selfinstruct.run.config import RunConfig
-from selfinstruct.run.context import RunContext, derived_rng, derived_seed
+from selfinstruct.run.randomness import derived_rng, derived_seed
+from selfinstruct.stages.context import BootstrapContext
 from selfinstruct.rules.decontamination import contaminated_instruction
 from selfinstruct.errors import UserError
 from selfinstruct.novelty.index import NoveltyIndex
@@ -79,7 +80,7 @@ def _prompt_for(ctx: _Settings, request_index: int, seed_pool: list[str],
 class _Writer:
     """Writes records not already on disk, and checks that replayed ones match."""
 
-    def __init__(self, ctx: RunContext):
+    def __init__(self, ctx: BootstrapContext):
         self.ctx = ctx
         self.kept_on_disk = {r["id"]: r for r in ctx.run.instructions.open()}
         self.rejects_on_disk = {r["id"] for r in ctx.run.rejects.open()}
@@ -107,7 +108,7 @@ class _Writer:
             self.failures_on_disk.add(request_id)
 
 
-def bootstrap(ctx: RunContext) -> BootstrapResult:
+def bootstrap(ctx: BootstrapContext) -> BootstrapResult:
     c = ctx.config
     seed_tasks = [t for t in ctx.seeds if t.is_classification] if c.classification_only \
         else list(ctx.seeds)

@@ -34,7 +34,7 @@ from selfinstruct.rules.classification import (
     scoring_requests,
     scoring_templates,
 )
-from selfinstruct.run.context import RunContext
+from selfinstruct.stages.context import ClassifyContext
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import classification_prompt
 
@@ -48,7 +48,7 @@ class ClassifyResult:
     failed: int
 
 
-def classify(ctx: RunContext) -> ClassifyResult:
+def classify(ctx: ClassifyContext) -> ClassifyResult:
     instructions = ctx.run.instructions.open()
     done = {r["id"] for r in ctx.run.classifications.open()}
     todo = [r for r in instructions if r["id"] not in done]
@@ -67,7 +67,7 @@ def classify(ctx: RunContext) -> ClassifyResult:
     )
 
 
-def _classify_paper(ctx: RunContext, todo: list[dict], already: int) -> int:
+def _classify_paper(ctx: ClassifyContext, todo: list[dict], already: int) -> int:
     requests = [
         Request(classification_prompt(ctx.templates, r["instruction"]),
                 ctx.config.classification_sampling(), prefix=ctx.templates.classification,
@@ -93,7 +93,7 @@ def _classify_paper(ctx: RunContext, todo: list[dict], already: int) -> int:
     return failed
 
 
-def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibration,
+def _classify_calibrated(ctx: ClassifyContext, todo: list[dict], calibration: Calibration,
                          already: int) -> int:
     """Every instruction scored with every prompt (prompt-major, so each prompt's prefix is
     evaluated once); an instruction's record is written when all its scores are in."""
@@ -132,7 +132,7 @@ def _classify_calibrated(ctx: RunContext, todo: list[dict], calibration: Calibra
     return len(errors)
 
 
-def calibrate_on_seeds(ctx: RunContext) -> Calibration | None:
+def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
     """Score the held-out seed tasks with every prompt, fit the calibration, record it in
     the manifest. None (and a note in the manifest) when the backend gives no
     log-probabilities."""
@@ -155,15 +155,12 @@ def calibrate_on_seeds(ctx: RunContext) -> Calibration | None:
             margins[p][i] = margin_of(completion)
             bar.advance()
     if any(m is None for row in margins for m in row):
-        ctx.manifest["classification_calibration"] = {
+        ctx.record_calibration({
             "rule": "paper",
             "note": "the backend returns no log-probabilities; the paper rule was used",
-        }
-        ctx.save_manifest()
+        })
         return None
     calibration = calibrate([[float(m) for m in row if m is not None] for row in margins],
                             labels)
-    ctx.manifest["classification_calibration"] = {"rule": "calibrated",
-                                                  **calibration.as_dict()}
-    ctx.save_manifest()
+    ctx.record_calibration({"rule": "calibrated", **calibration.as_dict()})
     return calibration

@@ -39,7 +39,7 @@ import random
 import re
 from pathlib import Path
 
-from selfinstruct.run.context import derived_rng
+from selfinstruct.run.randomness import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import PromptTemplates, finetuning_example
 from selfinstruct.run.recipes import DEFAULT_RECIPE, RECIPES

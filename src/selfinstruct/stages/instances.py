@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from selfinstruct.backends.base import Request
-from selfinstruct.run.context import RunContext
+from selfinstruct.stages.context import InstancesContext
 from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import instance_prompt
 
@@ -31,7 +31,7 @@ class InstancesResult:
     failed: int
 
 
-def generate_instances(ctx: RunContext) -> InstancesResult:
+def generate_instances(ctx: InstancesContext) -> InstancesResult:
     labelled = ctx.run.classifications.open()
     done = {r["id"] for r in ctx.run.instances.open()}
     # Classification tasks first, then the others: requests that share a template run

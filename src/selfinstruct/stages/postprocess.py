@@ -30,7 +30,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from selfinstruct.run.context import RunContext, derived_rng
+from selfinstruct.run.randomness import derived_rng
+from selfinstruct.stages.context import PostprocessContext
 from selfinstruct.rules.decontamination import load_decontaminator
 from selfinstruct.rules.filters import instance_reject_reason
 from selfinstruct.records import Instance, Reject, Task
@@ -107,7 +108,7 @@ def screen_instances(
     return kept, dropped
 
 
-def instance_screens(ctx: RunContext) -> list[Screen]:
+def instance_screens(ctx: PostprocessContext) -> list[Screen]:
     """The recipe's and the options' checks: demonstration leaks (refined recipe), then
     evaluation-set overlap (``--decontaminate``). None for the paper recipe without it."""
     screens: list[Screen] = []
@@ -121,7 +122,7 @@ def instance_screens(ctx: RunContext) -> list[Screen]:
     return screens
 
 
-def postprocess(ctx: RunContext) -> PostprocessResult:
+def postprocess(ctx: PostprocessContext) -> PostprocessResult:
     limit = ctx.config.max_instances_per_task
     tasks: list[Task] = []
     rejects: list[Reject] = []

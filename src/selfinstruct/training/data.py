@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfinstruct.run.context import derived_rng
+from selfinstruct.run.randomness import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.jsonl import read_jsonl
 from selfinstruct.prompts import PromptTemplates, finetuning_example
