@@ -1,4 +1,5 @@
-"""The whole Self-Instruct loop: generate with model M, fine-tune M on it, evaluate both.
+"""The experiment loop: generate data with model M, fine-tune M on it, evaluate both.
+(One data-generation run alone is :mod:`selfinstruct.run.pipeline`.)
 
 ``run_loop`` chains functions that each work alone and resume alone, in one directory::
 
@@ -47,10 +48,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from selfinstruct.run.context import now
 from selfinstruct.errors import UserError
+from selfinstruct.files import atomic_write_text, now
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.run.rundir import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 from selfinstruct import __version__
 from selfinstruct.analysis import require_analysis
 from selfinstruct.analysis.funnel import Funnel
-from selfinstruct.run.records_reader import RunRecords
 from selfinstruct.analysis.stats import (
     Lengths,
     length_samples,
@@ -31,8 +30,9 @@ from selfinstruct.analysis.stats import (
 )
 from selfinstruct.analysis.verbs import VerbNode, extract_pairs, load_nlp, top_verb_nouns
 from selfinstruct.errors import UserError
+from selfinstruct.files import atomic_write_text, now
 from selfinstruct.rules.quality import QualityMeasures, measure
-from selfinstruct.run.rundir import atomic_write_text, now
+from selfinstruct.run.records_reader import RunRecords
 
 REPORT_DIR = "report"
 SAMPLE_SIZE = 20

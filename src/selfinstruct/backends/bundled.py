@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.run.rundir import file_sha256
+from selfinstruct.files import file_sha256
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 

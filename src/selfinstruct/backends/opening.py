@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from selfinstruct.backends.base import Backend
 from selfinstruct.backends import registry
+from selfinstruct.backends.base import Backend
 from selfinstruct.backends.registry import ModelInfo
 from selfinstruct.errors import UserError
 

@@ -42,10 +42,10 @@ from selfinstruct.backends.base import (
     Request,
     request_key,
 )
+from selfinstruct.backends.budget import Budget, BudgetExhausted
 from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.limiter import AIMDLimiter, shared_limiter
 from selfinstruct.backends.retry import RetryPolicy, RetryStats, call_with_retry
-from selfinstruct.backends.budget import Budget, BudgetExhausted
 
 
 @dataclass

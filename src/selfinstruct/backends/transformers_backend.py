@@ -30,7 +30,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from selfinstruct.backends.base import BackendError, Completion, Request, scored
-from selfinstruct.backends.hf_models import ModelSource, load_causal_lm, require_torch, resolve_source
+from selfinstruct.backends.hf_models import (
+    ModelSource,
+    load_causal_lm,
+    require_torch,
+    resolve_source,
+)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 

@@ -105,13 +105,13 @@ def _register_classify(groups) -> None:
 def _handle_classify(args) -> int:
     import tempfile
 
-    from selfinstruct.rules.classification import held_out_tasks
     from selfinstruct.evaluation.classification import (
         evaluate_classification,
         from_seeds,
         read_labelled_tasks,
     )
     from selfinstruct.prompts import PromptTemplates
+    from selfinstruct.rules.classification import held_out_tasks
     from selfinstruct.seeds import load_seeds
 
     templates = PromptTemplates.load(args.prompts)
@@ -130,7 +130,7 @@ def _handle_classify(args) -> int:
         _warn("the backend returns no log-probabilities: only the paper rule is reported")
     data = result.as_dict()
     if args.out:
-        from selfinstruct.run.rundir import atomic_write_text
+        from selfinstruct.files import atomic_write_text
 
         atomic_write_text(Path(args.out) / "results.json", json.dumps(data, indent=2) + "\n")
     if args.json:
@@ -251,7 +251,7 @@ def _register_superni_score(steps) -> None:
 
 def _handle_superni_score(args) -> int:
     from selfinstruct.evaluation.superni import load_instances, load_predictions, score
-    from selfinstruct.run.rundir import atomic_write_text
+    from selfinstruct.files import atomic_write_text
 
     instances = load_instances(args.data)
     predictions = load_predictions(args.predictions)
@@ -449,7 +449,7 @@ def _handle_user_judge(args) -> int:
         _warn(f"{result.failed} requests failed (first: {result.first_error}); re-run the "
               "same command to retry them")
     rater = f"judge:{info.name}"
-    dists = distributions(ratings_log(args.out).open(), rater, models)
+    dists = distributions(ratings_log(args.out).recover(), rater, models)
     _print_ratings(dists, rater)
     print(f"ratings: {Path(args.out) / 'ratings.jsonl'}")
     if not args.no_plot:

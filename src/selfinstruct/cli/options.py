@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import fields
 
 from selfinstruct.backends.opening import ModelOptions
+from selfinstruct.errors import UserError
 from selfinstruct.run.config import EXECUTORS, RunConfig
 from selfinstruct.run.config_file import read_config_file
-from selfinstruct.errors import UserError
 from selfinstruct.run.recipes import CLASSIFIERS, RECIPES
 
 _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from selfinstruct.run.pipeline import Summary
 from selfinstruct.rules.quality import MarginHistogram, QualityMeasures
+from selfinstruct.run.pipeline import Summary
 
 _BARS = " ▁▂▃▄▅▆▇█"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from selfinstruct.cli.help import DefaultsFormatter
 from selfinstruct.cli.options import add_config_options, config_from_args
 from selfinstruct.cli.preview import add_preview_option, handle_preview
-from selfinstruct.run.context import config_from_manifest, open_context
 from selfinstruct.errors import UserError
 from selfinstruct.progress import RichReporter, SilentReporter
+from selfinstruct.run.context import config_from_manifest, open_context
 from selfinstruct.run.rundir import read_manifest
 
 

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request
+from selfinstruct.errors import UserError
+from selfinstruct.evaluation.answering import Tally, answers
+from selfinstruct.progress import Reporter
+from selfinstruct.prompts import PromptTemplates, classification_prompt
+from selfinstruct.records import Task
 from selfinstruct.rules.classification import (
     auc,
     calibrate,
@@ -25,11 +30,6 @@ from selfinstruct.rules.classification import (
     scoring_templates,
 )
 from selfinstruct.run.config import RunConfig
-from selfinstruct.errors import UserError
-from selfinstruct.evaluation.answering import Tally, answers
-from selfinstruct.progress import Reporter
-from selfinstruct.prompts import PromptTemplates, classification_prompt
-from selfinstruct.records import Task
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.evaluation.superni import SuperNIInstance, load_predictions, score_instance
-from selfinstruct.run.rundir import atomic_write_text
+from selfinstruct.files import atomic_write_text
 
 COPY_INPUT = "copy-input"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from selfinstruct import __version__
 from selfinstruct.errors import UserError
-from selfinstruct.run.rundir import atomic_write_text, now
+from selfinstruct.files import atomic_write_text, now
 
 EVAL_FORMAT_VERSION = 1
 

@@ -53,9 +53,9 @@ from pathlib import Path
 from selfinstruct.backends.base import Backend, Request, Sampling
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
+from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
 from selfinstruct.evaluation.fit import fit_prompt, token_counter
 from selfinstruct.evaluation.ratings import rated_keys, rating_record, ratings_log
-from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
 from selfinstruct.evaluation.user_oriented import Response
 from selfinstruct.progress import Reporter, SilentReporter
 
@@ -198,7 +198,7 @@ def judge(backend: Backend, judge_model: dict, responses: list[Response], out: s
         "stop": list(JUDGE_STOP),
     })
     log = ratings_log(folder)
-    done = rated_keys(log.open())
+    done = rated_keys(log.recover())
     todo = [r for r in responses if (rater, r.model, r.instance_id) not in done]
 
     counter = token_counter(backend)

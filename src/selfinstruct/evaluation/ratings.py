@@ -30,7 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.run.rundir import JsonlLog, now
+from selfinstruct.files import now
+from selfinstruct.run.rundir import JsonlLog
 
 RATINGS_FORMAT_VERSION = 1
 LEVELS = ("A", "B", "C", "D")

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.run.rundir import atomic_write_text
+from selfinstruct.files import atomic_write_text
 
 DEFAULT_MAX_INSTANCES = 100
 

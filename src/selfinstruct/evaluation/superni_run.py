@@ -56,11 +56,12 @@ from pathlib import Path
 from selfinstruct.backends.base import Backend, Request, Sampling
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
-from selfinstruct.evaluation.fit import fit_prompt, token_counter
 from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
+from selfinstruct.evaluation.fit import fit_prompt, token_counter
 from selfinstruct.evaluation.superni import SuperNIInstance, SuperNIScores, score
+from selfinstruct.files import atomic_write_text, file_sha256
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.run.rundir import JsonlLog, atomic_write_text, file_sha256
+from selfinstruct.run.rundir import JsonlLog
 
 TEMPLATES = ("tk", "self-instruct")
 TRIMS = ("paragraph", "tk-gpt3", "none")
@@ -175,7 +176,7 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
         "max_new_tokens": settings.max_new_tokens, "chat": settings.chat,
     })
     log = JsonlLog(folder / "predictions.jsonl")
-    done = {rec["id"] for rec in log.open()}
+    done = {rec["id"] for rec in log.recover()}
     todo = [inst for inst in instances if inst.id not in done]
 
     counter = token_counter(backend)
@@ -203,7 +204,7 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
         log.append([record])
     failed, first_error, stats = tally.failed, tally.first_error, tally.stats
 
-    predictions = {rec["id"]: rec["prediction"] for rec in log.open()}
+    predictions = {rec["id"]: rec["prediction"] for rec in log.recover()}
     with reporter.stage("score", len(instances)) as bar:
         scores = score(instances, predictions, on_instance=bar.advance)
     metrics = scores.as_dict()

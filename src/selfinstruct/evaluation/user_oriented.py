@@ -38,10 +38,11 @@ from pathlib import Path
 from selfinstruct.backends.base import Backend, Request, Sampling
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
-from selfinstruct.evaluation.jsonl import field, read_jsonl
 from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
+from selfinstruct.evaluation.jsonl import field, read_jsonl
+from selfinstruct.files import file_sha256
 from selfinstruct.progress import Reporter, SilentReporter
-from selfinstruct.run.rundir import JsonlLog, file_sha256
+from selfinstruct.run.rundir import JsonlLog
 
 DEFAULT_MAX_TOKENS = 512
 PREDICTIONS_SUFFIX = "_predictions"
@@ -175,7 +176,7 @@ def run_user_oriented(backend: Backend, model: dict, name: str, data_path: str |
     })
     path = folder / f"{name}{PREDICTIONS_SUFFIX}.jsonl"
     log = JsonlLog(path)
-    done = {rec.get("id") for rec in log.open()}
+    done = {rec.get("id") for rec in log.recover()}
     todo = [item for item in items if item.id not in done]
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     requests = [Request(build_prompt(it.instruction, it.input), sampling, chat=chat)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
+from selfinstruct.files import atomic_write, check_output_path
 from selfinstruct.novelty.index import DEFAULT_THRESHOLD, NoveltyIndex
-from selfinstruct.run.rundir import atomic_write, check_output_path
 
 __all__ = ["DedupSummary", "Record", "dedup_file", "read_records"]
 

@@ -38,14 +38,14 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from selfinstruct.run.records_reader import RunRecords, read_records
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.ratings import LEVEL_MEANINGS, LEVELS, distributions
+from selfinstruct.files import atomic_write_text, dumps
 from selfinstruct.records import Instance
 from selfinstruct.review.agreement import human_judge_agreement
 from selfinstruct.review.rating import RateItem, rating_items
 from selfinstruct.review.store import DECISIONS, Review, ReviewStore, quality_summary
-from selfinstruct.run.rundir import atomic_write_text, dumps
+from selfinstruct.run.records_reader import RunRecords, read_records
 
 PAGE_SIZE = 100
 HUMAN_RATINGS = "human_ratings.jsonl"

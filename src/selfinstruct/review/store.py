@@ -30,8 +30,8 @@ from pathlib import Path
 
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.ratings import LEVELS, RATINGS_FORMAT_VERSION
+from selfinstruct.files import now
 from selfinstruct.records import Instance, Task
-from selfinstruct.run.rundir import now
 
 DB_NAME = "review.sqlite"
 DECISIONS = ("accept", "reject", "edit")

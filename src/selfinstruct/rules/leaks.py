@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from selfinstruct.novelty.index import NoveltyIndex
-from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.novelty.rouge import Tokenizer, lcs_length
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance
-from selfinstruct.novelty.rouge import Tokenizer, lcs_length
+from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 
 __all__ = ["CONTAINMENT", "LEAK_THRESHOLD", "MIN_TOKENS", "Demonstration", "LeakDetector",
            "demonstrations"]

@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from selfinstruct.rules.filters import instruction_reject_reason
 from selfinstruct.records import Instance
+from selfinstruct.rules.filters import instruction_reject_reason
 
 _NUMBERED = re.compile(r"\n\d+\s?\. ")
 _WHITESPACE = re.compile(r"\s+")

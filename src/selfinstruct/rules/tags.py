@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.analysis.stats import word_count
-from selfinstruct.rules.quality import is_echo
 from selfinstruct.records import Instance, Task
+from selfinstruct.rules.quality import is_echo
 
 __all__ = ["COLUMN_PREFIX", "TAGS", "TAG_NAMES", "RunTags", "columns", "instance_tags",
            "read_run_tags"]

@@ -22,8 +22,8 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from selfinstruct.run.config import RunConfig
 from selfinstruct.errors import UserError
+from selfinstruct.run.config import RunConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -14,28 +14,27 @@ from pathlib import Path
 
 from selfinstruct import __version__
 from selfinstruct.backends.base import Backend, Completion, Request
-from selfinstruct.backends.cache import ResponseCache
-from selfinstruct.backends.pool.endpoints import has_redacted_credentials
-from selfinstruct.backends.opening import check_model, open_model
-from selfinstruct.backends.registry import ModelInfo
 from selfinstruct.backends.budget import Budget
-from selfinstruct.run.config import RunConfig, differences, stored_config
-from selfinstruct.rules.decontamination import load_decontaminator
-from selfinstruct.errors import UserError
+from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.backends.opening import check_model, open_model
+from selfinstruct.backends.pool.endpoints import has_redacted_credentials
+from selfinstruct.backends.registry import ModelInfo
 from selfinstruct.backends.requests import UsageStats, run_requests
+from selfinstruct.errors import UserError
+from selfinstruct.files import now
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Reject, Task
+from selfinstruct.rules.decontamination import load_decontaminator
+from selfinstruct.run.config import RunConfig, differences, stored_config
 from selfinstruct.run.rundir import (
     FORMAT_VERSION,
     RunDir,
     RunLock,
     is_finite_number,
-    now,  # importable from here too, as before
     read_manifest,
     write_manifest,
 )
-
 from selfinstruct.seeds import load_seeds
 
 

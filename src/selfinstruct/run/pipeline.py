@@ -1,4 +1,5 @@
-"""The whole Self-Instruct loop over one run directory, and its summary.
+"""One data-generation run, stage after stage, over one run directory, and its summary.
+(Generating, fine-tuning and evaluating in rounds is :mod:`selfinstruct.loop`.)
 
 :func:`run_pipeline` runs bootstrap → classify → instances → postprocess → export.
 Every stage resumes from what the run directory already holds, so the same call on an
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.backends.budget import BudgetExhausted
-from selfinstruct.run.context import RunContext, now
-from selfinstruct.rules.quality import QualityMeasures, measure
+from selfinstruct.files import now
 from selfinstruct.records import Task
+from selfinstruct.rules.quality import QualityMeasures, measure
+from selfinstruct.run.context import RunContext
 from selfinstruct.stages.bootstrap import bootstrap
 from selfinstruct.stages.classify import classify
 from selfinstruct.stages.export import DEFAULT_NAMES, export
@@ -127,12 +129,12 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
 def unresolved_failures(run) -> list[dict]:
     """Failures not since answered: a resumed run sends failed requests again."""
     done = {
-        "bootstrap": {r["id"].split(".")[0] for r in run.instructions.open() + run.rejects.open()},
-        "classify": {r["id"] for r in run.classifications.open()},
-        "instances": {r["id"] for r in run.instances.open()},
+        "bootstrap": {r["id"].split(".")[0] for r in run.instructions.recover() + run.rejects.recover()},
+        "classify": {r["id"] for r in run.classifications.recover()},
+        "instances": {r["id"] for r in run.instances.recover()},
     }
     open_ = []
-    for failure in run.failures.open():
+    for failure in run.failures.recover():
         key = failure["id"].removeprefix("request-") if failure["stage"] == "bootstrap" \
             else failure["id"]
         if key not in done.get(failure["stage"], set()):
@@ -142,15 +144,15 @@ def unresolved_failures(run) -> list[dict]:
 
 def summarize(ctx: RunContext, wall_seconds: float = 0.0) -> Summary:
     run = ctx.run
-    kept = run.instructions.open()
-    rejects = run.rejects.open()
-    labels = run.classifications.open()
+    kept = run.instructions.recover()
+    rejects = run.rejects.recover()
+    labels = run.classifications.recover()
     tasks = run.read_tasks() if Path(run.tasks_path).exists() else []
     dropped = []
     if run.instance_rejects_path.exists():
         from selfinstruct.run.rundir import JsonlLog
 
-        dropped = JsonlLog(run.instance_rejects_path).open()
+        dropped = JsonlLog(run.instance_rejects_path).recover()
     usage = list(ctx.stats.values())
     return Summary(
         generated=len(kept) + len(rejects),

@@ -21,14 +21,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from selfinstruct.backends.base import Backend, Request
-from selfinstruct.rules.classification import paper_rule
-from selfinstruct.run.config import RunConfig
-from selfinstruct.run.randomness import derived_rng, derived_seed
 from selfinstruct.backends.requests import run_requests
 from selfinstruct.novelty.index import NoveltyIndex
-from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import PromptTemplates, classification_prompt, instance_prompt
 from selfinstruct.records import Instance, Instruction, Reject
+from selfinstruct.rules.classification import paper_rule
+from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.run.config import RunConfig
+from selfinstruct.run.randomness import derived_rng, derived_seed
 from selfinstruct.seeds import load_seeds
 from selfinstruct.stages.bootstrap import STAGE, _accept, _prompt_for
 from selfinstruct.stages.postprocess import cap_instances, filter_task_instances

@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from selfinstruct.backends.base import Completion, Request
+from selfinstruct.errors import UserError
+from selfinstruct.novelty.index import NoveltyIndex
+from selfinstruct.prompts import PromptTemplates, bootstrap_prompt
+from selfinstruct.records import Instruction, Reject
+from selfinstruct.rules.decontamination import contaminated_instruction
+from selfinstruct.rules.parsing import TRUNCATED, candidate_decisions
 from selfinstruct.run.config import RunConfig
 from selfinstruct.run.randomness import derived_rng, derived_seed
 from selfinstruct.stages.context import BootstrapContext
-from selfinstruct.rules.decontamination import contaminated_instruction
-from selfinstruct.errors import UserError
-from selfinstruct.novelty.index import NoveltyIndex
-from selfinstruct.rules.parsing import TRUNCATED, candidate_decisions
-from selfinstruct.prompts import PromptTemplates, bootstrap_prompt
-from selfinstruct.records import Instruction, Reject
 
 STAGE = "bootstrap"
 TRUNCATED_WHOLE = ("the completion hit max_tokens: the paper recipe drops such a completion "
@@ -82,9 +82,9 @@ class _Writer:
 
     def __init__(self, ctx: BootstrapContext):
         self.ctx = ctx
-        self.kept_on_disk = {r["id"]: r for r in ctx.run.instructions.open()}
-        self.rejects_on_disk = {r["id"] for r in ctx.run.rejects.open()}
-        self.failures_on_disk = {r["id"] for r in ctx.run.failures.open()}
+        self.kept_on_disk = {r["id"]: r for r in ctx.run.instructions.recover()}
+        self.rejects_on_disk = {r["id"] for r in ctx.run.rejects.recover()}
+        self.failures_on_disk = {r["id"] for r in ctx.run.failures.recover()}
 
     def kept(self, record: Instruction) -> None:
         previous = self.kept_on_disk.get(record.id)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfinstruct.backends.base import Request
+from selfinstruct.errors import UserError
+from selfinstruct.prompts import classification_prompt
 from selfinstruct.rules.classification import (
     NO,
     YES,
@@ -35,8 +37,6 @@ from selfinstruct.rules.classification import (
     scoring_templates,
 )
 from selfinstruct.stages.context import ClassifyContext
-from selfinstruct.errors import UserError
-from selfinstruct.prompts import classification_prompt
 
 STAGE = "classify"
 
@@ -49,8 +49,8 @@ class ClassifyResult:
 
 
 def classify(ctx: ClassifyContext) -> ClassifyResult:
-    instructions = ctx.run.instructions.open()
-    done = {r["id"] for r in ctx.run.classifications.open()}
+    instructions = ctx.run.instructions.recover()
+    done = {r["id"] for r in ctx.run.classifications.recover()}
     todo = [r for r in instructions if r["id"] not in done]
     calibration = None
     if ctx.config.classification_rule == "calibrated" and todo:
@@ -59,7 +59,7 @@ def classify(ctx: ClassifyContext) -> ClassifyResult:
         failed = _classify_calibrated(ctx, todo, calibration, len(instructions) - len(todo))
     else:
         failed = _classify_paper(ctx, todo, len(instructions) - len(todo))
-    labels = ctx.run.classifications.open()
+    labels = ctx.run.classifications.recover()
     return ClassifyResult(
         classified=len(labels),
         classification=sum(1 for r in labels if r["is_classification"]),

@@ -39,13 +39,13 @@ import random
 import re
 from pathlib import Path
 
-from selfinstruct.run.randomness import derived_rng
 from selfinstruct.errors import UserError
+from selfinstruct.files import atomic_write, atomic_write_text
 from selfinstruct.prompts import PromptTemplates, finetuning_example
-from selfinstruct.run.recipes import DEFAULT_RECIPE, RECIPES
 from selfinstruct.records import Instance, Task
-from selfinstruct.run.rundir import atomic_write, atomic_write_text
 from selfinstruct.rules.tags import COLUMN_PREFIX, TAGS, RunTags, columns, instance_tags
+from selfinstruct.run.randomness import derived_rng
+from selfinstruct.run.recipes import DEFAULT_RECIPE, RECIPES
 
 FORMATS = ("alpaca", "prompt-completion", "chat", "parquet", "hf")
 DEFAULT_NAMES = {

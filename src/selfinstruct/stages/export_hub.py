@@ -43,8 +43,8 @@ from pathlib import Path
 
 from selfinstruct import __version__
 from selfinstruct.errors import UserError
+from selfinstruct.files import atomic_write_text, file_sha256
 from selfinstruct.records import Task
-from selfinstruct.run.rundir import atomic_write_text, file_sha256
 
 HUB_HINT = "pip install 'selfinstruct[hub]'"
 TOKEN_ENV = "HF_TOKEN"

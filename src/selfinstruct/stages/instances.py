@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from selfinstruct.backends.base import Request
-from selfinstruct.stages.context import InstancesContext
-from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.prompts import instance_prompt
+from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.stages.context import InstancesContext
 
 STAGE = "instances"
 
@@ -32,8 +32,8 @@ class InstancesResult:
 
 
 def generate_instances(ctx: InstancesContext) -> InstancesResult:
-    labelled = ctx.run.classifications.open()
-    done = {r["id"] for r in ctx.run.instances.open()}
+    labelled = ctx.run.classifications.recover()
+    done = {r["id"] for r in ctx.run.instances.recover()}
     # Classification tasks first, then the others: requests that share a template run
     # together, so the embedded backend evaluates each template once.
     todo = sorted((r for r in labelled if r["id"] not in done),
@@ -70,6 +70,6 @@ def generate_instances(ctx: InstancesContext) -> InstancesResult:
                 "raw_completion": completion.text,
             }])
             bar.advance()
-    records = ctx.run.instances.open()
+    records = ctx.run.instances.recover()
     return InstancesResult(tasks=len(records),
                            instances=sum(len(r["instances"]) for r in records), failed=failed)

@@ -30,12 +30,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from selfinstruct.run.randomness import derived_rng
-from selfinstruct.stages.context import PostprocessContext
+from selfinstruct.files import atomic_write_text, dumps
+from selfinstruct.records import Instance, Reject, Task
 from selfinstruct.rules.decontamination import load_decontaminator
 from selfinstruct.rules.filters import instance_reject_reason
-from selfinstruct.records import Instance, Reject, Task
-from selfinstruct.run.rundir import atomic_write_text, dumps
+from selfinstruct.run.randomness import derived_rng
+from selfinstruct.stages.context import PostprocessContext
 
 
 @dataclass
@@ -127,7 +127,7 @@ def postprocess(ctx: PostprocessContext) -> PostprocessResult:
     tasks: list[Task] = []
     rejects: list[Reject] = []
     screens = instance_screens(ctx)
-    for record in sorted(ctx.run.instances.open(), key=lambda r: r["id"]):
+    for record in sorted(ctx.run.instances.recover(), key=lambda r: r["id"]):
         task_id = record["id"]
         instances = [Instance(i["input"], i["output"]) for i in record["instances"]]
         instances, screened = screen_instances(instances, record["is_classification"], screens)

@@ -28,10 +28,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfinstruct.run.randomness import derived_rng
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.jsonl import read_jsonl
 from selfinstruct.prompts import PromptTemplates, finetuning_example
+from selfinstruct.run.randomness import derived_rng
 
 FORMATS = ("alpaca", "prompt-completion", "chat", "parquet")
 PARQUET_MAGIC = b"PAR1"

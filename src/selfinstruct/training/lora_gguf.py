@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfinstruct.errors import UserError
-from selfinstruct.run.rundir import check_output_path
+from selfinstruct.files import check_output_path
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.run.rundir import atomic_write_text
+from selfinstruct.files import atomic_write_text
 
 MANIFEST_NAME = "finetune.json"
 FORMAT_VERSION = 1

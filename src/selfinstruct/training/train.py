@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from selfinstruct.errors import UserError
 from selfinstruct.backends.hf_models import TRAIN_EXTRA_HINT, passive_openmp_threads
-from selfinstruct.run.rundir import now
+from selfinstruct.errors import UserError
+from selfinstruct.files import now
 from selfinstruct.training.manifest import FORMAT_VERSION, prepare_out_dir, write_manifest
 
 LORA_LEARNING_RATE = 2e-4

@@ -31,8 +31,8 @@ import uuid
 from collections.abc import Sequence
 from typing import cast
 
-from selfinstruct.backends.pool.balanced import BalancedBackend
 from selfinstruct.backends.base import BackendError, Completion, Request, TransientBackendError
+from selfinstruct.backends.pool.balanced import BalancedBackend
 from selfinstruct.backends.registry import ModelInfo, open_backend
 from selfinstruct.errors import UserError
 
