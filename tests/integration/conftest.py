@@ -4,16 +4,33 @@ llama.cpp server for the tests of the OpenAI-compatible backend."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 from llama_server import llama_server
 from run_cli import SMALL, cli
 
 
+def digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative path) and the SHA-256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory):
+    """``(run directory, finished process)``: read it, never write it. A test that runs a
+    command on it works on a ``shutil.copytree`` copy in its own ``tmp_path``; at the end of
+    the session every file must still be as the run left it."""
     run = tmp_path_factory.mktemp("reference") / "run"
     proc = cli("run", "--out", str(run), *SMALL)
-    return run, proc
+    before = digest(run)
+    yield run, proc
+    after = digest(run)
+    changed = sorted(name for name in before.keys() | after.keys()
+                     if before.get(name) != after.get(name))
+    assert not changed, f"a test changed the shared reference run: {changed}"
 
 
 @pytest.fixture(scope="session")

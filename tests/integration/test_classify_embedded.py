@@ -12,9 +12,9 @@ import pytest
 
 import selfinstruct.prompts
 from selfinstruct.backends.base import Request, Sampling
-from selfinstruct.rules.classification import NO, YES, held_out_tasks, scoring_request
 from selfinstruct.cli import main
 from selfinstruct.prompts import PromptTemplates
+from selfinstruct.rules.classification import NO, YES, held_out_tasks, scoring_request
 from selfinstruct.seeds import load_seeds
 
 pytestmark = pytest.mark.slow

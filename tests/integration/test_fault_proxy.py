@@ -48,8 +48,8 @@ def test_each_fault_kind_is_retried_and_recovered(server_url, kind):
     """One forced fault of each kind on one request: one retry, then the real answer."""
     from selfinstruct.backends.base import Request, Sampling
     from selfinstruct.backends.openai_compat import OpenAICompatBackend
-    from selfinstruct.backends.retry import RetryPolicy
     from selfinstruct.backends.requests import UsageStats, run_requests
+    from selfinstruct.backends.retry import RetryPolicy
 
     with FaultProxy(server_url.removesuffix("/v1"), rates={kind: 1.0}, seed=0,
                     slow_seconds=3.0, max_faults_per_request=1) as proxy:

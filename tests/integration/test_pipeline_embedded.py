@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from run_cli import SMALL, cli, export_bytes, line_count
 
 pytestmark = pytest.mark.slow
+
+
+def _copy(reference_run, tmp_path) -> Path:
+    """The reference run, copied: the commands below write into a run directory."""
+    run = tmp_path / "run"
+    shutil.copytree(reference_run[0], run)
+    return run
 
 
 def test_run_keeps_the_target_and_exports(reference_run):
@@ -41,8 +50,8 @@ def test_every_classified_instruction_has_an_instance_record(reference_run):
     assert ids == inst and len(ids) == 12
 
 
-def test_rerun_resends_nothing_and_exports_the_same_bytes(reference_run):
-    run, _ = reference_run
+def test_rerun_resends_nothing_and_exports_the_same_bytes(reference_run, tmp_path):
+    run = _copy(reference_run, tmp_path)
     before = export_bytes(run)
     proc = cli("run", "--out", str(run), *SMALL)
     assert export_bytes(run) == before
@@ -52,7 +61,7 @@ def test_rerun_resends_nothing_and_exports_the_same_bytes(reference_run):
 
 
 def test_stage_commands_and_other_formats(reference_run, tmp_path):
-    run, _ = reference_run
+    run = _copy(reference_run, tmp_path)
     cli("classify", str(run))
     cli("instances", str(run))
     out = tmp_path / "train.json"

@@ -11,12 +11,11 @@ import itertools
 import json
 import re
 from importlib import resources
-from pathlib import Path
 
 import pytest
+from paths import ORIGINAL, REPO
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ORIGINAL_PROMPTS = REPO_ROOT.parent / "shared" / "data" / "self-instruct-original" / "prompts"
+ORIGINAL_PROMPTS = ORIGINAL / "prompts"
 
 TEMPLATE_FILES = [
     "instruction_gen_header.txt",
@@ -32,7 +31,7 @@ def _package_root():
     try:
         return resources.files("selfinstruct")
     except ModuleNotFoundError:
-        return REPO_ROOT / "src" / "selfinstruct"
+        return REPO / "src" / "selfinstruct"
 
 
 def _read(*parts: str) -> str:

@@ -18,7 +18,7 @@ so does :func:`score`:
 
 Check: copying each instance's input as its prediction gives ROUGE-L 14.20 on the
 11,810-instance English test set, the "Copying Instance Input" baseline published in the
-SuperNI paper and the Tk-Instruct README (tests/unit/test_superni_score.py).
+SuperNI paper and the Tk-Instruct README (tests/unit/evaluation/test_superni_score.py).
 
 File formats (``superni_test_en.jsonl``): one instance per line with ``task``,
 ``category``, ``definition``, ``id``, ``input``, ``outputs`` (list of references),

@@ -9,7 +9,7 @@ Prompt: the layout of the original human-evaluation predictions
     {instruction}\\nOutput:                         when it has none
 
 with ``instruction`` and ``input`` stripped of surrounding whitespace. All 252 prompts of
-the original files are reproduced byte for byte (tests/unit/test_user_oriented.py).
+the original files are reproduced byte for byte (tests/unit/evaluation/test_user_oriented.py).
 
 Decoding: greedy (temperature 0), at most ``max_tokens`` (512) new tokens, no stop
 sequence and no trimming: the response is the raw completion text, as in the original

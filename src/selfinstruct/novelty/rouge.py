@@ -21,7 +21,7 @@ reproduces that score bit for bit, in three pieces:
   the texts swaps precision and recall, ``2 * p`` is exact, and IEEE ``*`` and ``+`` are
   commutative. A text with no tokens scores 0.0 against anything, itself included.
 
-Worked example (pinned in ``tests/unit/test_rouge.py``)::
+Worked example (pinned in ``tests/unit/novelty/test_rouge.py``)::
 
     "Write a poem about the sea."  ->  write a poem about the sea     (6 tokens)
     "Write a short poem about the sea" -> write a short poem about the sea (7 tokens)

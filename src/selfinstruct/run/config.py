@@ -263,12 +263,20 @@ def differences(old: dict, new: dict) -> list[str]:
     defaults = RunConfig().as_dict()
     old, new = stored_config(old), stored_config(new)  # credentials never compared, or shown
     for key in sorted(set(old) | set(new)):
-        if key in RESUMABLE_FIELDS:
+        if key in RESUMABLE_FIELDS and not (key == "max_concurrency" and _embedded(new)):
             continue
         # a key missing from an older manifest had its default then
         if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key)):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return out
+
+
+def _embedded(config: dict) -> bool:
+    """On the embedded model ``max_concurrency`` is the decoding batch, and a batch decodes
+    other text than one request alone: a resumed run must keep it."""
+    from selfinstruct.backends.registry import prefix_of
+
+    return not config.get("base_url") and not prefix_of(str(config.get("model") or "smollm2"))
 
 
 def stored_config(config: dict) -> dict:

@@ -80,8 +80,6 @@ class JsonlLog:
             raw = raw[:cut]
         return self._parse(raw)
 
-    open = recover  # the old name; tests move to recover() (TEMPORARY)
-
     def read(self) -> list[dict]:
         """Read every complete record without changing the file (for readers of a run that
         may still be written, such as the report and the review app)."""

@@ -58,7 +58,7 @@ def classify(ctx: ClassifyContext) -> ClassifyResult:
     if calibration is not None:
         failed = _classify_calibrated(ctx, todo, calibration, len(instructions) - len(todo))
     else:
-        failed = _classify_paper(ctx, todo, len(instructions) - len(todo))
+        failed = _classify_paper(ctx, instructions, done)
     labels = ctx.run.classifications.recover()
     return ClassifyResult(
         classified=len(labels),
@@ -67,18 +67,22 @@ def classify(ctx: ClassifyContext) -> ClassifyResult:
     )
 
 
-def _classify_paper(ctx: ClassifyContext, todo: list[dict], already: int) -> int:
+def _classify_paper(ctx: ClassifyContext, instructions: list[dict], done: set[str]) -> int:
+    """Every instruction is asked, done or not (the cache answers the done ones), so that
+    the request list, and a batched backend's groups, are the same on a resumed run."""
     requests = [
         Request(classification_prompt(ctx.templates, r["instruction"]),
                 ctx.config.classification_sampling(), prefix=ctx.templates.classification,
                 chat=ctx.config.chat)
-        for r in todo
+        for r in instructions
     ]
     failed = 0
-    with ctx.reporter.stage("classify", already + len(todo)) as bar:
-        bar.advance(already)
+    with ctx.reporter.stage("classify", len(instructions)) as bar:
+        bar.advance(len(done))
         for offset, completion in ctx.ask(STAGE, requests):
-            record = todo[offset]
+            record = instructions[offset]
+            if record["id"] in done:
+                continue
             if not completion.ok:
                 ctx.record_failure(record["id"], STAGE, completion.error)
                 failed += 1

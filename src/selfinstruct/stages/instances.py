@@ -35,11 +35,12 @@ def generate_instances(ctx: InstancesContext) -> InstancesResult:
     labelled = ctx.run.classifications.recover()
     done = {r["id"] for r in ctx.run.instances.recover()}
     # Classification tasks first, then the others: requests that share a template run
-    # together, so the embedded backend evaluates each template once.
-    todo = sorted((r for r in labelled if r["id"] not in done),
-                  key=lambda r: not r["is_classification"])
+    # together, so the embedded backend evaluates each template once. The requests cover
+    # every task, done or not (the cache answers the done ones), so that the request list,
+    # and with it a batched backend's groups, is the same on a resumed run.
+    ordered = sorted(labelled, key=lambda r: not r["is_classification"])
     requests = []
-    for record in todo:
+    for record in ordered:
         clf = record["is_classification"]
         template = (ctx.templates.instance_output_first if clf
                     else ctx.templates.instance_input_first)
@@ -50,7 +51,9 @@ def generate_instances(ctx: InstancesContext) -> InstancesResult:
     with ctx.reporter.stage("instances", len(labelled)) as bar:
         bar.advance(len(done))
         for offset, completion in ctx.ask(STAGE, requests, ctx.answer_backend):
-            record = todo[offset]
+            record = ordered[offset]
+            if record["id"] in done:
+                continue
             if not completion.ok:
                 ctx.record_failure(record["id"], STAGE, completion.error)
                 failed += 1

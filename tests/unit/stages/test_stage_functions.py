@@ -72,8 +72,8 @@ def lines(path) -> list[dict]:
 
 def test_bootstrap_keeps_new_instructions_and_rejects_with_reasons(ctx, fake_model):
     result = bootstrap(ctx)
-    kept = [r["instruction"] for r in ctx.run.instructions.open()]
-    rejects = {r["text"]: r["reason"] for r in ctx.run.rejects.open()}
+    kept = [r["instruction"] for r in ctx.run.instructions.recover()]
+    rejects = {r["text"]: r["reason"] for r in ctx.run.rejects.recover()}
     assert result.kept == 4 and result.reached_target
     assert NEW[3] not in kept and rejects[NEW[3]] == "blacklisted"
     assert kept == [NEW[0], NEW[1], NEW[2], NEW[4]]
@@ -92,7 +92,7 @@ def test_bootstrap_twice_writes_nothing_twice(ctx, fake_model):
 def test_classify_paper_rule_reads_the_greedy_answer(ctx):
     bootstrap(ctx)
     result = classify(ctx)
-    labels = {r["instruction"]: r["is_classification"] for r in ctx.run.classifications.open()}
+    labels = {r["instruction"]: r["is_classification"] for r in ctx.run.classifications.recover()}
     assert result.classified == 4 and result.classification == 1
     assert labels[NEW[1]] is True and labels[NEW[0]] is False
 
@@ -104,7 +104,7 @@ def test_classify_calibrated_records_margins_and_the_calibration(tmp_path, fake_
     try:
         bootstrap(context)
         classify(context)
-        records = context.run.classifications.open()
+        records = context.run.classifications.recover()
         manifest = json.loads((context.run.path / "manifest.json").read_text())
     finally:
         context.close()
@@ -116,7 +116,7 @@ def test_instances_use_the_template_of_the_label_and_keep_the_raw_text(ctx, fake
     bootstrap(ctx)
     classify(ctx)
     result = generate_instances(ctx)
-    records = {r["instruction"]: r for r in ctx.run.instances.open()}
+    records = {r["instruction"]: r for r in ctx.run.instances.recover()}
     assert result.tasks == 4 and result.failed == 0
     sentiment = records[NEW[1]]
     assert [i["output"] for i in sentiment["instances"]] == ["Positive", "Negative"]
@@ -154,7 +154,7 @@ def test_a_failed_request_is_logged_and_asked_again(tmp_path, monkeypatch):
     try:
         bootstrap(context)
         first = classify(context)
-        failures = context.run.failures.open()
+        failures = context.run.failures.recover()
         second = classify(context)
     finally:
         context.close()

@@ -1,0 +1,118 @@
+"""The request loop (backends/requests.py) with its cache, retries and budget, on the
+package's fake backend built from a plain function (pure logic only)."""
+
+import random
+import time
+
+from selfinstruct.backends.base import (
+    BackendError,
+    Completion,
+    Request,
+    Sampling,
+    TransientBackendError,
+)
+from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.backends.fake import FakeBackend
+from selfinstruct.backends.requests import UsageStats, run_requests
+from selfinstruct.backends.retry import RetryPolicy, call_with_retry
+
+
+def echo(request):
+    time.sleep(random.random() / 100)  # arrive out of order
+    return Completion(text=request.prompt.upper(), finish_reason="stop", completion_tokens=1)
+
+
+def test_results_come_back_in_request_order_under_concurrency():
+    requests = [Request(f"p{i}") for i in range(40)]
+    out = list(run_requests(FakeBackend(echo), requests, max_concurrency=8))
+    assert [i for i, _ in out] == list(range(40))
+    assert [c.text for _, c in out] == [f"P{i}" for i in range(40)]
+
+
+def test_cache_answers_repeats_and_keys_on_sampling(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    backend = FakeBackend(echo)
+    requests = [Request("a", Sampling(seed=1)), Request("b", Sampling(seed=1))]
+    list(run_requests(backend, requests, cache=cache))
+    stats = UsageStats()
+    again = list(run_requests(backend, requests + [Request("a", Sampling(seed=2))],
+                              cache=cache, stats=stats))
+    assert len(backend.requests) == 3  # only the new seed was sent
+    assert [c.cached for _, c in again] == [True, True, False]
+    assert stats.cached == 2
+
+
+def test_transient_errors_are_retried_then_recorded():
+    attempts = {"n": 0}
+
+    def flaky(request):
+        attempts["n"] += 1
+        raise TransientBackendError("HTTP 503", retry_after=0)
+
+    policy = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0)
+    stats = UsageStats()
+    [(_, completion)] = list(run_requests(FakeBackend(flaky), [Request("x")],
+                                          retry=policy, stats=stats))
+    assert attempts["n"] == 3 and stats.retry.retries == 2
+    assert completion.finish_reason == "error" and "HTTP 503" in completion.error
+    assert stats.failed == 1
+
+
+def test_permanent_error_fails_at_once_and_is_not_cached(tmp_path):
+    def broken(request):
+        raise BackendError("HTTP 400: bad request")
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    backend = FakeBackend(broken)
+    [(_, completion)] = list(run_requests(backend, [Request("x")], cache=cache))
+    assert not completion.ok and len(backend.requests) == 1 and len(cache) == 0
+
+
+def test_retry_after_is_honoured():
+    waits = []
+    calls = iter([TransientBackendError("429", retry_after=7.0), None])
+
+    def fn():
+        exc = next(calls)
+        if exc:
+            raise exc
+        return "ok"
+
+    assert call_with_retry(fn, RetryPolicy(base_delay=0.1), sleep=waits.append) == "ok"
+    assert waits == [7.0]
+
+
+def test_backoff_grows_exponentially():
+    policy = RetryPolicy(base_delay=1, max_delay=100)
+    rng = random.Random(0)
+    delays = [policy.delay(a, None, rng) for a in range(1, 6)]
+    assert all(0.5 * 2 ** (a - 1) <= d <= 2 ** (a - 1) for a, d in zip(range(1, 6), delays))
+
+
+def test_budget_stops_sending_and_raises_after_in_flight_work():
+    import pytest
+
+    from selfinstruct.backends.budget import Budget, BudgetExhausted
+
+    def costly(request):
+        return Completion(text="x", finish_reason="stop", prompt_tokens=60, completion_tokens=40)
+
+    backend = FakeBackend(costly)
+    budget = Budget(max_tokens_total=250)
+    seen = []
+    with pytest.raises(BudgetExhausted, match="--max-tokens-total 250 reached"):
+        for i, _ in run_requests(backend, [Request(f"p{i}") for i in range(10)], budget=budget):
+            seen.append(i)
+    assert seen == [0, 1, 2] and len(backend.requests) == 3 and budget.tokens == 300
+
+
+def test_budget_cost_and_no_stop_when_work_is_done():
+    from selfinstruct.backends.budget import Budget
+
+    budget = Budget(max_cost=0.001, input_price=2.0, output_price=8.0)
+    budget.spend(100, 100)
+    assert abs(budget.cost - 0.001) < 1e-12 and "--max-cost" in budget.exhausted()
+    backend = FakeBackend(echo)
+    loose = Budget(max_tokens_total=1)
+    out = list(run_requests(backend, [Request("only")], budget=loose))
+    assert len(out) == 1  # the last request finished the work: no stop to report
