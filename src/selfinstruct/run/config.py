@@ -267,7 +267,8 @@ def differences(old: dict, new: dict) -> list[str]:
             continue
         # a key missing from an older manifest had its default then
         if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key)):
-            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+            why = " (on the embedded model, the decoding batch)" if key == "max_concurrency" else ""
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}{why}")
     return out
 
 
