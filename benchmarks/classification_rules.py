@@ -22,6 +22,7 @@ from pathlib import Path
 
 from selfinstruct.backends.base import Request
 from selfinstruct.backends.registry import open_backend
+from selfinstruct.prompts import PromptTemplates, classification_prompt
 from selfinstruct.rules.classification import (
     auc,
     held_out_tasks,
@@ -33,7 +34,6 @@ from selfinstruct.rules.classification import (
     scoring_templates,
 )
 from selfinstruct.run.config import RunConfig
-from selfinstruct.prompts import PromptTemplates, classification_prompt
 from selfinstruct.seeds import load_seeds
 
 ZERO_SHOT = ("A classification task asks to pick one answer from a small, fixed set of "

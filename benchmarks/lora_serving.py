@@ -24,8 +24,8 @@ from pathlib import Path
 
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.backends.bundled import resolve_gguf
-from selfinstruct.backends.registry import open_backend
 from selfinstruct.backends.hf_models import load_causal_lm
+from selfinstruct.backends.registry import open_backend
 
 SUPERNI = Path(__file__).resolve().parents[2] / "shared" / "data" / "superni-test" / \
     "superni_test_en.jsonl"

@@ -28,9 +28,9 @@ import tempfile
 import time
 
 from selfinstruct.backends.base import Request, Sampling
-from selfinstruct.run.config import RunConfig
 from selfinstruct.backends.requests import UsageStats, run_requests
 from selfinstruct.prompts import PromptTemplates, instance_prompt
+from selfinstruct.run.config import RunConfig
 from selfinstruct.seeds import load_seeds
 
 

@@ -19,6 +19,16 @@ metadata); such calls start from an empty context and use no prefix.
 Sampling follows OpenAI semantics: llama.cpp's own extras (top-k, min-p, repeat penalty)
 are switched off, so the same parameters mean the same thing on every backend.
 One model instance runs one request at a time (a lock guards it).
+
+``batch_size`` > 1 decodes generation requests together, in consecutive groups of that
+size in the order given (``batch_decode.py``): more tokens per second on a CPU (see
+``benchmarks/batched_decoding.py``), and the same group always gives the same
+completions, but a greedy completion can differ from the solo one where two candidates are
+nearly tied, so ``identity`` (the cache key) then names the batch size. Chat and scoring
+requests always take the solo path.
+
+Threads: ``n_threads`` fixes the count; without it the count follows the free cores and
+is re-checked as the load changes (``threads.py``). It never changes a result.
 """
 
 from __future__ import annotations
@@ -27,10 +37,13 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from selfinstruct.backends.base import BackendError, Completion, Request, scored
+from selfinstruct.backends.batch_decode import BatchDecoder, BatchItem
+from selfinstruct.backends.threads import ThreadPolicy
 from selfinstruct.errors import UserError
 
 
@@ -55,7 +68,7 @@ class LlamaCppBackend:
     def __init__(self, model_path: str | Path, *, model_name: str | None = None,
                  n_ctx: int = 4096, n_threads: int | None = None, sha256: str | None = None,
                  prefix_cache: bool = True, lora_path: str | Path | None = None,
-                 lora_sha256: str | None = None):
+                 lora_sha256: str | None = None, batch_size: int = 1):
         try:
             import llama_cpp
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -70,21 +83,28 @@ class LlamaCppBackend:
         self.lora_path = Path(lora_path) if lora_path else None
         self.lora_sha256 = lora_sha256
         self.prefix_cache = prefix_cache
+        if batch_size < 1:
+            raise UserError("the batch size must be at least 1")
+        self.batch_size = batch_size
         self._lock = threading.Lock()
         self._prefix_tokens: dict[str, list[int]] = {}
         self._active_prefix: str | None = None
+        self._decoder: BatchDecoder | None = None  # created at the first batch
+        self.threads = ThreadPolicy(n_threads)
+        self._applied_threads = self.threads.threads
         try:
             with _quiet_stderr():  # llama.cpp prints load notes to fd 2 even when quiet
-                self.llm = self._load(llama_cpp, n_ctx, n_threads)
+                self.llm = self._load(llama_cpp, n_ctx, self._applied_threads)
         except ValueError as exc:
             raise UserError(f"--model: llama.cpp cannot load {self.model_path}: {exc}") from None
         self.n_ctx = n_ctx
 
-    def _load(self, llama_cpp, n_ctx: int, n_threads: int | None):
+    def _load(self, llama_cpp, n_ctx: int, n_threads: int):
         return llama_cpp.Llama(
             model_path=str(self.model_path),
             n_ctx=n_ctx,
-            n_threads=n_threads or os.cpu_count() or 1,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
             n_batch=512,
             seed=0,
             verbose=False,
@@ -99,6 +119,7 @@ class LlamaCppBackend:
             "sha256": self.sha256,
             "n_ctx": self.n_ctx,
             **({"lora_sha256": self.lora_sha256} if self.lora_path else {}),
+            **({"batch_size": self.batch_size} if self.batch_size > 1 else {}),
         }
 
     def tokenize(self, text: str) -> list[int]:
@@ -106,7 +127,114 @@ class LlamaCppBackend:
 
     def complete(self, requests: Sequence[Request]) -> list[Completion]:
         with self._lock:
-            return [self._one(request) for request in requests]
+            if self.batch_size > 1:
+                return self._complete_grouped(requests)
+            results = []
+            for request in requests:
+                self._refresh_threads()
+                results.append(self._one(request))
+            return results
+
+    def close(self) -> None:
+        """Free the batch context (the model itself goes with the ``Llama`` object)."""
+        with self._lock:
+            if self._decoder is not None:
+                self._decoder.close()
+                self._decoder = None
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _refresh_threads(self) -> None:
+        """Apply the policy's thread count to the live contexts when it changed (checked
+        between requests and between decode steps; cheap when nothing is due)."""
+        import llama_cpp
+
+        n = self.threads.refresh()
+        if n == self._applied_threads:
+            return
+        llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+        if self._decoder is not None:
+            self._decoder.set_threads(n)
+        self._applied_threads = n
+
+    def _threads_criterion(self) -> Callable[[Any, Any], bool]:
+        """A stopping criterion that never stops: it re-checks the thread count between
+        the decode steps of a long solo generation."""
+        def check(_input_ids, _logits) -> bool:
+            self._refresh_threads()
+            return False
+        return check
+
+    # -- batched generation ----------------------------------------------------------------
+
+    @staticmethod
+    def _batchable(request: Request) -> bool:
+        return not request.chat and not request.choices
+
+    def _complete_grouped(self, requests: Sequence[Request]) -> list[Completion]:
+        """Generation requests in consecutive groups of ``batch_size``, in the order given
+        (the order alone decides the groups); a group of one, chat and scoring take the
+        solo path. Each completion depends only on its group, never on other groups."""
+        results: list[Completion | None] = [None] * len(requests)
+        positions = [i for i, r in enumerate(requests) if self._batchable(r)]
+        for start in range(0, len(positions), self.batch_size):
+            group = positions[start:start + self.batch_size]
+            if len(group) == 1:
+                continue
+            for i, completion in zip(group, self._batch([requests[i] for i in group])):
+                results[i] = completion
+        for i, request in enumerate(requests):
+            if results[i] is None:
+                self._refresh_threads()
+                results[i] = self._one(request)
+        return [r for r in results if r is not None]
+
+    def _batch(self, group: list[Request]) -> list[Completion]:
+        """One group through the batch decoder; a prompt too long for the context fails
+        alone, as on the solo path."""
+        items: list[BatchItem | None] = [self._batch_item(r) for r in group]
+        ready = [item for item in items if item is not None]
+        try:
+            decoded = iter(self._batch_decoder().generate(ready, self._refresh_threads)
+                           if ready else [])
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp failed: {exc}") from None
+        return [next(decoded) if item is not None else self._too_long(r)
+                for r, item in zip(group, items)]
+
+    def _too_long(self, request: Request) -> Completion:
+        return Completion.failed(f"prompt has {len(self.tokenize(request.prompt))} tokens, "
+                                 f"more than the context window of {self.n_ctx}")
+
+    def _batch_item(self, request: Request) -> BatchItem | None:
+        """The request, tokenized, with its prefix tokens where the solo path would reuse
+        the prefix (same rule as ``_start_from``); None when the prompt fills the context."""
+        tokens = self.tokenize(request.prompt)
+        room = self.n_ctx - len(tokens)
+        if room <= 0:
+            return None
+        prefix = None
+        if self.prefix_cache and request.prefix:
+            prefix_tokens = self._prefix_tokens.get(request.prefix)
+            if prefix_tokens is None:
+                prefix_tokens = self._prefix_tokens[request.prefix] = self.tokenize(
+                    request.prefix)
+            if len(tokens) > len(prefix_tokens) and tokens[:len(prefix_tokens)] == prefix_tokens:
+                prefix = tuple(prefix_tokens)
+        wanted = request.sampling.max_tokens
+        # like llama-cpp-python, max_tokens <= 0 means as many as the context holds
+        return BatchItem(tokens, request.sampling, min(wanted, room) if wanted > 0 else room,
+                         prefix)
+
+    def _batch_decoder(self) -> BatchDecoder:
+        """The batch context, created at the first group: ``batch_size`` sequences of
+        ``n_ctx`` tokens each (plus one for the shared prefix), so any prompt that fits the
+        solo context fits here too."""
+        if self._decoder is None:
+            with _quiet_stderr():
+                self._decoder = BatchDecoder(self.llm, self.batch_size, self.n_ctx,
+                                             self._applied_threads)
+        return self._decoder
 
     def _start_from(self, tokens: list[int], prefix: str | None) -> None:
         """Put the model in a fixed state: right after ``prefix`` if usable, else empty.
@@ -184,6 +312,8 @@ class LlamaCppBackend:
         return np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).astype(np.float64)
 
     def _one(self, request: Request) -> Completion:
+        import llama_cpp
+
         s = request.sampling
         tokens = self.tokenize(request.prompt)
         if request.choices:
@@ -200,7 +330,7 @@ class LlamaCppBackend:
             return Completion.failed(
                 f"prompt has {len(tokens)} tokens, more than the context window of {self.n_ctx}"
             )
-        params = {
+        params: dict[str, Any] = {
             "max_tokens": min(s.max_tokens, room), "temperature": s.temperature,
             "top_p": s.top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0,
             "presence_penalty": s.presence_penalty, "frequency_penalty": s.frequency_penalty,
@@ -217,8 +347,13 @@ class LlamaCppBackend:
                 text = (choice.get("message") or {}).get("content") or ""
             else:
                 self._start_from(tokens, request.prefix)
+                criteria = llama_cpp.StoppingCriteriaList()
+                if self.threads.adaptive:
+                    criteria.append(self._threads_criterion())
                 if s.first_paragraph_only:
-                    params["stopping_criteria"] = self._first_paragraph_done(len(tokens))
+                    criteria.extend(self._first_paragraph_done(len(tokens)))
+                if criteria:
+                    params["stopping_criteria"] = criteria
                 out = self.llm.create_completion(prompt=tokens, **params)
                 choice = out["choices"][0]
                 text = choice.get("text", "")

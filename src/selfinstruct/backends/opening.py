@@ -29,6 +29,8 @@ class ModelOptions:
     request_timeout: float = 120.0
     lora: str | None = None
     n_threads: int | None = None  # llama.cpp threads; None: chosen from the free cores
+    # the embedded model decodes this many requests together (the runs' --max-concurrency)
+    batch_size: int = 1
     executor: str = "local"  # or "ray"
     ray_address: str | None = None
     replicas: int = 0

@@ -64,10 +64,12 @@ def prefix_of(model: str) -> str:
 def open_backend(model: str = "smollm2", *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 4096,
                  prefix_cache: bool = True, request_timeout: float = 120.0,
-                 n_threads: int | None = None,
-                 lora: str | None = None) -> tuple[Backend, ModelInfo]:
-    """``n_threads``: llama.cpp threads (None: one per core), set per Ray actor.
-    ``lora``: a llama.cpp LoRA adapter (GGUF) for an embedded model."""
+                 n_threads: int | None = None, lora: str | None = None,
+                 batch_size: int = 1) -> tuple[Backend, ModelInfo]:
+    """``n_threads``: llama.cpp threads (None: as many as there are free cores, re-checked
+    as the load changes; a Ray actor fixes its own). ``lora``: a llama.cpp LoRA adapter
+    (GGUF) for an embedded model. ``batch_size``: generation requests the embedded model
+    decodes together (``--max-concurrency``); servers and transformers ignore it."""
     prefix, _, name = model.partition(":") if ":" in model.split("/")[0] else ("", "", model)
     if lora and (base_url is not None or prefix):
         raise UserError("--lora applies to an embedded GGUF model, not to a server or "
@@ -79,7 +81,7 @@ def open_backend(model: str = "smollm2", *, base_url: str | None = None,
         return _open_server(model, base_url=base_url, api_key_env=api_key_env,
                             request_timeout=request_timeout)
     return _open_embedded(model, n_ctx=n_ctx, prefix_cache=prefix_cache,
-                          n_threads=n_threads, lora=lora)
+                          n_threads=n_threads, lora=lora, batch_size=batch_size)
 
 
 def _open_transformers(spec: str, *, n_ctx: int, **_: object) -> tuple[Backend, ModelInfo]:
@@ -115,7 +117,7 @@ def _open_server(name: str, *, base_url: str | None, api_key_env: str,
 
 
 def _open_embedded(model: str, *, n_ctx: int, prefix_cache: bool, n_threads: int | None,
-                   lora: str | None) -> tuple[Backend, ModelInfo]:
+                   lora: str | None, batch_size: int) -> tuple[Backend, ModelInfo]:
     from selfinstruct.backends.bundled import resolve_gguf, sha256_file
     from selfinstruct.backends.llamacpp import LlamaCppBackend
 
@@ -129,7 +131,8 @@ def _open_embedded(model: str, *, n_ctx: int, prefix_cache: bool, n_threads: int
         lora_digest = sha256_file(lora_path)
     embedded = LlamaCppBackend(path, model_name=model, n_ctx=n_ctx, sha256=digest,
                                prefix_cache=prefix_cache, n_threads=n_threads,
-                               lora_path=lora, lora_sha256=lora_digest)
+                               lora_path=lora, lora_sha256=lora_digest,
+                               batch_size=batch_size)
     return embedded, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest,
                               lora=lora, lora_sha256=lora_digest)
 

@@ -48,7 +48,8 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("chat", "model", bool, "use the chat endpoint instead of raw completions"),
     ("n_ctx", "model", int, "context window of the embedded model"),
     ("prefix_cache", "model", bool, "reuse the model state of shared prompt prefixes"),
-    ("max_concurrency", "model", int, "requests in flight at once"),
+    ("max_concurrency", "model", int, ("requests in flight at once; on the embedded model, "
+                                       "requests decoded together in one batch")),
     ("request_timeout", "model", float, "seconds before a server request is retried"),
     ("threads", "model", int, ("llama.cpp threads of the embedded model (0: as many as "
                                "there are free cores, re-checked as the load changes)")),
@@ -195,4 +196,4 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
             raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
     return ModelOptions(model=args.model, base_url=args.base_url,
                         api_key_env=args.api_key_env, n_ctx=args.n_ctx, lora=args.lora,
-                        n_threads=args.threads or None)
+                        n_threads=args.threads or None, batch_size=args.max_concurrency)

@@ -91,7 +91,8 @@ class RunConfig:
             model=self.model, base_url=self.base_url, api_key_env=self.api_key_env,
             n_ctx=self.n_ctx, prefix_cache=self.prefix_cache,
             request_timeout=self.request_timeout, lora=self.lora,
-            n_threads=self.threads or None, executor=self.executor,
+            n_threads=self.threads or None, batch_size=self.max_concurrency,
+            executor=self.executor,
             ray_address=self.ray_address, replicas=self.replicas)
 
     def validate(self) -> RunConfig:
