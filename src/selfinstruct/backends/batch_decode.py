@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -272,45 +273,59 @@ class BatchDecoder:
 
     def generate(self, items: Sequence[BatchItem],
                  between_steps: Callable[[], None] | None = None) -> list[Completion]:
-        """Complete ``items`` (at most ``n_seq``) together; one completion each, in order.
-        ``between_steps`` runs before every decode step (the backend re-checks its thread
-        count there)."""
-        import llama_cpp
-
-        if len(items) > self.n_seq:
-            raise ValueError(f"{len(items)} sequences, the context holds {self.n_seq}")
+        """Complete ``items`` with at most ``n_seq`` sequences decoding at a time; one
+        completion each, in order. A sequence that finishes frees its slot, and the next
+        item in order starts there (its prompt evaluated alone, then it joins the steps),
+        so a long completion does not leave the other slots idle. Which item runs in which
+        slot and beside which others follows from the items alone, so the same items
+        always give the same completions. ``between_steps`` runs before every decode step
+        (the backend re-checks its thread count there)."""
         started = time.perf_counter()
-        self._reset(len(items))
-        seqs = [_Sequence(i, item, TokenSampler(item.sampling)) for i, item in enumerate(items)]
-        self._start(seqs, llama_cpp)
-        while True:
-            active = [s for s in seqs if s.finish is None]
-            if not active:
-                break
+        slots = min(len(items), self.n_seq)
+        self._reset(slots)
+        seqs = [_Sequence(-1, item, TokenSampler(item.sampling)) for item in items]
+        waiting = deque(seqs)
+        free = list(range(slots))
+        active: list[_Sequence] = []
+        self._admit(waiting, free, active)
+        while active:
             if between_steps is not None:
                 between_steps()
             self._decode([(s.next_token, s.n_past, s.seq_id, True) for s in active])
             for index, seq in enumerate(active):
                 seq.n_past += 1
                 self._advance(seq, self._logits(index))
+            free += sorted(s.seq_id for s in active if s.finish is not None)
+            active[:] = [s for s in active if s.finish is None]
+            self._admit(waiting, free, active)
         share = (time.perf_counter() - started) / max(len(items), 1)
         return [self._completion(s, share) for s in seqs]
 
-    def _start(self, seqs: list[_Sequence], llama_cpp: Any) -> None:
-        """Prefixes first (in order of first use), then each prompt's own tokens, alone;
-        the first token of each sequence is sampled right after its prompt."""
-        for prefix in dict.fromkeys(s.item.prefix for s in seqs if s.item.prefix):
-            assert prefix is not None
-            self._hold(prefix)
-            for seq in seqs:
-                if seq.item.prefix == prefix:
-                    llama_cpp.llama_memory_seq_cp(self.memory, self.holder, seq.seq_id, -1, -1)
-                    seq.n_past = len(prefix)
-        for seq in seqs:
+    def _admit(self, waiting: deque[_Sequence], free: list[int],
+               active: list[_Sequence]) -> None:
+        """Start waiting sequences, in order, in the free slots (lowest first): the shared
+        prefix copied from the holder, the prompt's own tokens evaluated alone, the first
+        token sampled. One that is done at once gives its slot to the next."""
+        import llama_cpp
+
+        free.sort()
+        while waiting and free:
+            seq = waiting.popleft()
+            seq.seq_id = free.pop(0)
+            llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
+            prefix = seq.item.prefix
+            if prefix:
+                self._hold(prefix)
+                llama_cpp.llama_memory_seq_cp(self.memory, self.holder, seq.seq_id, -1, -1)
+                seq.n_past = len(prefix)
             tokens = seq.item.tokens
             self._eval_alone(seq.seq_id, tokens[seq.n_past:], seq.n_past)
             seq.n_past = len(tokens)
             self._advance(seq, self._logits(-1))
+            if seq.finish is None:
+                active.append(seq)
+            else:
+                free.insert(0, seq.seq_id)
 
     def _advance(self, seq: _Sequence, logits: np.ndarray) -> None:
         """Sample the next token of ``seq`` and decide whether it is done."""

@@ -64,6 +64,12 @@ def _quiet_stderr():
         os.close(devnull)
 
 
+# A call to a batched backend carries this many batches' worth of requests: enough for
+# finished sequences to be replaced while the others decode, few enough that a resumed run
+# re-decodes little.
+GROUP_BATCHES = 4
+
+
 class LlamaCppBackend:
     def __init__(self, model_path: str | Path, *, model_name: str | None = None,
                  n_ctx: int = 4096, n_threads: int | None = None, sha256: str | None = None,
@@ -171,17 +177,20 @@ class LlamaCppBackend:
     def _batchable(request: Request) -> bool:
         return not request.chat and not request.choices
 
+    @property
+    def group_size(self) -> int:
+        """How many requests the request loop should send in one call: ``batch_size``
+        decode at a time, and the group's next request takes the slot of one that ends."""
+        return self.batch_size * GROUP_BATCHES if self.batch_size > 1 else 1
+
     def _complete_grouped(self, requests: Sequence[Request]) -> list[Completion]:
-        """Generation requests in consecutive groups of ``batch_size``, in the order given
-        (the order alone decides the groups); a group of one, chat and scoring take the
-        solo path. Each completion depends only on its group, never on other groups."""
+        """The generation requests of this call decode together, ``batch_size`` at a time,
+        in the order given (the call's requests alone decide which run beside which);
+        chat, scoring and a lone generation request take the solo path."""
         results: list[Completion | None] = [None] * len(requests)
         positions = [i for i, r in enumerate(requests) if self._batchable(r)]
-        for start in range(0, len(positions), self.batch_size):
-            group = positions[start:start + self.batch_size]
-            if len(group) == 1:
-                continue
-            for i, completion in zip(group, self._batch([requests[i] for i in group])):
+        if len(positions) > 1:
+            for i, completion in zip(positions, self._batch([requests[i] for i in positions])):
                 results[i] = completion
         for i, request in enumerate(requests):
             if results[i] is None:

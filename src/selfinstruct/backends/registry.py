@@ -38,6 +38,7 @@ class ModelInfo:
     base_url: str | None = None
     lora: str | None = None
     lora_sha256: str | None = None
+    batch_size: int | None = None  # the embedded model decodes this many together (if > 1)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -134,7 +135,8 @@ def _open_embedded(model: str, *, n_ctx: int, prefix_cache: bool, n_threads: int
                                lora_path=lora, lora_sha256=lora_digest,
                                batch_size=batch_size)
     return embedded, ModelInfo(name=model, backend="llama.cpp", path=str(path), sha256=digest,
-                              lora=lora, lora_sha256=lora_digest)
+                              lora=lora, lora_sha256=lora_digest,
+                              batch_size=batch_size if batch_size > 1 else None)
 
 
 register("transformers", _open_transformers)

@@ -177,10 +177,10 @@ def run_requests(
     in_order = _InOrder(stats, on_complete)
     to_send: deque[list[int]] = deque()
     # A backend that decodes requests together (the embedded model's batch) gets whole
-    # groups of its size, one at a time: its concurrency is the batch.
-    decode_batch = getattr(backend, "batch_size", 1)
-    if decode_batch > 1:
-        batch_size, max_concurrency = decode_batch, 1
+    # groups of the size it asks for, one at a time: its concurrency is the batch.
+    group_size = getattr(backend, "group_size", 1)
+    if group_size > 1:
+        batch_size, max_concurrency = group_size, 1
     for group in fixed_groups(len(requests), batch_size):
         if all(i in hits for i in group):
             for i in group:

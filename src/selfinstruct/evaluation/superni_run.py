@@ -178,6 +178,8 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     log = JsonlLog(folder / "predictions.jsonl")
     done = {rec["id"] for rec in log.recover()}
     todo = [inst for inst in instances if inst.id not in done]
+    # every selected instance is asked, done or not (the cache answers the done ones), so a
+    # batched model decodes the same groups on a resumed run
 
     counter = token_counter(backend)
     # with --trim paragraph only the first paragraph is kept, so the embedded model may stop
@@ -185,7 +187,7 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=settings.max_new_tokens,
                         first_paragraph_only=settings.trim == "paragraph")
     requests, truncated = [], []
-    for inst in todo:
+    for inst in instances:
         prompt, cut = fit_prompt(
             partial(build_prompt, settings.template, inst.definition),
             inst.input, settings.max_new_tokens, counter)
@@ -195,8 +197,10 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     tally = Tally()
     for i, completion in answers(backend, requests, folder, reporter, "superni",
                                  max_concurrency, tally):
+        if instances[i].id in done:
+            continue
         record: dict[str, object] = {
-            "id": todo[i].id, "task": todo[i].task,
+            "id": instances[i].id, "task": instances[i].task,
             "prediction": trim(completion.text, settings.trim),
             "completion": completion.text, "finish_reason": completion.finish_reason}
         if truncated[i]:

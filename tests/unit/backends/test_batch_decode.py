@@ -180,3 +180,21 @@ def test_a_prompt_longer_than_the_context_fails_alone(models):
     out = batched.complete([long, *_requests()[:2]])
     assert out[0].finish_reason == "error" and "context window" in (out[0].error or "")
     assert all(c.ok and c.text for c in out[1:])
+
+
+@pytest.mark.slow
+def test_a_group_larger_than_the_batch_refills_freed_slots_and_repeats_exactly(models):
+    """Ten requests through 4 slots: lengths differ, so slots free up at different steps
+    and the next request takes them; every request is answered, in order, and the same
+    group gives the same bytes again."""
+    solo, batched = models
+    lengths = [3, 12, 5, 20, 2, 9, 14, 4, 7, 1]
+    group = [Request(PREFIX + TAILS[k % len(TAILS)], _greedy(n), prefix=PREFIX)
+             for k, n in enumerate(lengths)]
+    first = batched.complete(group)
+    again = batched.complete(group)
+    assert [c.text for c in first] == [c.text for c in again]
+    assert all(c.completion_tokens <= n for n, c in zip(lengths, first))
+    # the first token of each request starts from the solo state, refill or not
+    firsts = solo.complete([Request(r.prompt, _greedy(1), prefix=PREFIX) for r in group])
+    assert all(c.text.startswith(f.text) for c, f in zip(first, firsts) if f.text)
