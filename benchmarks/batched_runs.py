@@ -3,6 +3,7 @@ time against ``--max-concurrency B`` (the embedded model decodes B requests toge
 
     python benchmarks/batched_runs.py [--model gemma-3-270m] [--batch 16]
         [--superni ../shared/data/superni-test/superni_test_en.jsonl] [--per-task 1]
+        [--tasks N]   # the first N tasks only
         [--run RUN]   # a finished run whose instance stage is redone (skipped if absent)
 
 SuperNI: the same instances (``--per-task`` per task, all 119 tasks), the same prompts,
@@ -27,9 +28,12 @@ from selfinstruct.evaluation.superni import load_instances
 from selfinstruct.evaluation.superni_run import run_superni, select
 
 
-def superni(model: str, batch: int, data: Path, per_task: int, out: Path) -> dict:
+def superni(model: str, batch: int, data: Path, per_task: int, tasks: int,
+            out: Path) -> dict:
     backend, info = open_model(ModelOptions(model=model, batch_size=batch))
-    chosen = select(load_instances(data), None, per_task)
+    everything = load_instances(data)
+    names = list(dict.fromkeys(inst.task for inst in everything))[:tasks] if tasks else None
+    chosen = select(everything, names, per_task)
     started = time.perf_counter()
     result = run_superni(backend, info.as_dict(), data, chosen, out, max_concurrency=batch)
     wall = time.perf_counter() - started
@@ -69,6 +73,7 @@ def main() -> None:
     parser.add_argument("--superni", type=Path,
                         default=Path("../shared/data/superni-test/superni_test_en.jsonl"))
     parser.add_argument("--per-task", type=int, default=1)
+    parser.add_argument("--tasks", type=int, default=0, help="the first N tasks (0: all)")
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--skip-superni", action="store_true")
     args = parser.parse_args()
@@ -76,8 +81,9 @@ def main() -> None:
     report: dict = {"model": args.model, "batch": args.batch}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_superni:
-            solo = superni(args.model, 1, args.superni, args.per_task, Path(tmp) / "s1")
-            batched = superni(args.model, args.batch, args.superni, args.per_task,
+            solo = superni(args.model, 1, args.superni, args.per_task, args.tasks,
+                           Path(tmp) / "s1")
+            batched = superni(args.model, args.batch, args.superni, args.per_task, args.tasks,
                               Path(tmp) / "sB")
             ratio = batched["tokens_per_s"] / solo["tokens_per_s"]
             report["superni"] = {"solo": solo, "batched": batched, "ratio": round(ratio, 2),

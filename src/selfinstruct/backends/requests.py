@@ -141,6 +141,14 @@ class _InOrder:
             yield index, completion
 
 
+def batches(backend: object) -> bool:
+    """Whether ``backend`` decodes requests together (the embedded model with
+    ``--max-concurrency`` above 1). Its completions depend on which requests share a
+    group, so a caller that resumes must ask the same request list again (done requests
+    included; the cache answers them) for the groups, and the text, to be the same."""
+    return getattr(backend, "group_size", 1) > 1
+
+
 def fixed_groups(count: int, size: int) -> list[list[int]]:
     """Consecutive groups of ``size`` request indices: a function of the request list
     alone, never of what the cache holds, so a batched backend decodes the same

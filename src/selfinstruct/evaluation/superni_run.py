@@ -54,6 +54,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 from selfinstruct.backends.base import Backend, Request, Sampling
+from selfinstruct.backends.requests import batches
 from selfinstruct.errors import UserError
 from selfinstruct.evaluation.answering import Tally, answers
 from selfinstruct.evaluation.eval_dir import open_eval_dir, record_session
@@ -90,6 +91,14 @@ def build_prompt(template: str, definition: str, input_text: str) -> str:
         return _eval_with_input().format(instruction=definition.strip(),
                                          input=input_text.strip())
     raise UserError(f"--template must be one of {', '.join(TEMPLATES)}, got '{template}'")
+
+
+def shared_prefix(template: str, definition: str) -> str:
+    """The part of every prompt of a task that comes before its input, cut after a newline
+    (a token boundary): the embedded model evaluates it once per task and reuses it."""
+    a, b = build_prompt(template, definition, "a"), build_prompt(template, definition, "b")
+    common = a[:next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), len(a))]
+    return common[:common.rfind("\n") + 1]
 
 
 def trim(text: str, mode: str) -> str:
@@ -178,29 +187,33 @@ def run_superni(backend: Backend, model: dict, data_path: str | Path,
     log = JsonlLog(folder / "predictions.jsonl")
     done = {rec["id"] for rec in log.recover()}
     todo = [inst for inst in instances if inst.id not in done]
-    # every selected instance is asked, done or not (the cache answers the done ones), so a
-    # batched model decodes the same groups on a resumed run
+    # a batched model is asked every selected instance, done or not (the cache answers the
+    # done ones), so that it decodes the same groups on a resumed run
 
     counter = token_counter(backend)
     # with --trim paragraph only the first paragraph is kept, so the embedded model may stop
     # there: the same predictions, several times fewer tokens for a model that rambles on
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=settings.max_new_tokens,
                         first_paragraph_only=settings.trim == "paragraph")
+    asked = instances if batches(backend) else todo
     requests, truncated = [], []
-    for inst in instances:
+    for inst in asked:
         prompt, cut = fit_prompt(
             partial(build_prompt, settings.template, inst.definition),
             inst.input, settings.max_new_tokens, counter)
-        requests.append(Request(prompt, sampling, chat=settings.chat))
+        prefix = shared_prefix(settings.template, inst.definition)
+        requests.append(Request(prompt, sampling, chat=settings.chat,
+                                prefix=prefix if prefix and prompt.startswith(prefix) and
+                                not settings.chat else None))
         truncated.append(cut)
 
     tally = Tally()
     for i, completion in answers(backend, requests, folder, reporter, "superni",
                                  max_concurrency, tally):
-        if instances[i].id in done:
+        if asked[i].id in done:
             continue
         record: dict[str, object] = {
-            "id": instances[i].id, "task": instances[i].task,
+            "id": asked[i].id, "task": asked[i].task,
             "prediction": trim(completion.text, settings.trim),
             "completion": completion.text, "finish_reason": completion.finish_reason}
         if truncated[i]:

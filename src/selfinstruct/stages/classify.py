@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfinstruct.backends.base import Request
+from selfinstruct.backends.requests import batches
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import classification_prompt
 from selfinstruct.rules.classification import (
@@ -58,7 +59,8 @@ def classify(ctx: ClassifyContext) -> ClassifyResult:
     if calibration is not None:
         failed = _classify_calibrated(ctx, todo, calibration, len(instructions) - len(todo))
     else:
-        failed = _classify_paper(ctx, instructions, done)
+        asked = instructions if batches(ctx.backend) else todo
+        failed = _classify_paper(ctx, asked, done)
     labels = ctx.run.classifications.recover()
     return ClassifyResult(
         classified=len(labels),
@@ -68,8 +70,8 @@ def classify(ctx: ClassifyContext) -> ClassifyResult:
 
 
 def _classify_paper(ctx: ClassifyContext, instructions: list[dict], done: set[str]) -> int:
-    """Every instruction is asked, done or not (the cache answers the done ones), so that
-    the request list, and a batched backend's groups, are the same on a resumed run."""
+    """A batched model is asked every instruction, done or not (the cache answers the done
+    ones), so that its groups, and so its answers, are the same on a resumed run."""
     requests = [
         Request(classification_prompt(ctx.templates, r["instruction"]),
                 ctx.config.classification_sampling(), prefix=ctx.templates.classification,
@@ -77,7 +79,8 @@ def _classify_paper(ctx: ClassifyContext, instructions: list[dict], done: set[st
         for r in instructions
     ]
     failed = 0
-    with ctx.reporter.stage("classify", len(instructions)) as bar:
+    total = len(done) + sum(1 for r in instructions if r["id"] not in done)
+    with ctx.reporter.stage("classify", total) as bar:
         bar.advance(len(done))
         for offset, completion in ctx.ask(STAGE, requests):
             record = instructions[offset]

@@ -65,6 +65,9 @@ class BootstrapContext(Asking, Protocol):
 
 
 class ClassifyContext(Asking, Protocol):
+    @property
+    def backend(self) -> Backend: ...  # the model (whether it decodes in batches)
+
     def record_calibration(self, calibration: dict) -> None: ...
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from selfinstruct.backends.base import Request
+from selfinstruct.backends.requests import batches
 from selfinstruct.prompts import instance_prompt
 from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
 from selfinstruct.stages.context import InstancesContext
@@ -35,10 +36,12 @@ def generate_instances(ctx: InstancesContext) -> InstancesResult:
     labelled = ctx.run.classifications.recover()
     done = {r["id"] for r in ctx.run.instances.recover()}
     # Classification tasks first, then the others: requests that share a template run
-    # together, so the embedded backend evaluates each template once. The requests cover
-    # every task, done or not (the cache answers the done ones), so that the request list,
-    # and with it a batched backend's groups, is the same on a resumed run.
-    ordered = sorted(labelled, key=lambda r: not r["is_classification"])
+    # together, so the embedded backend evaluates each template once. A batched model is
+    # asked for every task, done or not (the cache answers the done ones), so that its
+    # groups, and so its text, are the same on a resumed run.
+    answerer = ctx.answer_backend
+    ordered = sorted((r for r in labelled if batches(answerer) or r["id"] not in done),
+                     key=lambda r: not r["is_classification"])
     requests = []
     for record in ordered:
         clf = record["is_classification"]
@@ -50,7 +53,7 @@ def generate_instances(ctx: InstancesContext) -> InstancesResult:
     failed = 0
     with ctx.reporter.stage("instances", len(labelled)) as bar:
         bar.advance(len(done))
-        for offset, completion in ctx.ask(STAGE, requests, ctx.answer_backend):
+        for offset, completion in ctx.ask(STAGE, requests, answerer):
             record = ordered[offset]
             if record["id"] in done:
                 continue
