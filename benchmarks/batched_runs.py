@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--skip-superni", action="store_true")
     args = parser.parse_args()
-    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print(subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip())
     report: dict = {"model": args.model, "batch": args.batch}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_superni:
