@@ -70,6 +70,7 @@ def _quiet_stderr():
 GROUP_BATCHES = 4
 # The batch context gives each sequence room in steps of this many tokens.
 BATCH_CTX_STEP = 512
+BATCH_CONTEXTS = 3
 
 
 class LlamaCppBackend:
@@ -97,8 +98,8 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
         self._prefix_tokens: dict[str, list[int]] = {}
         self._active_prefix: str | None = None
-        self._decoder: BatchDecoder | None = None  # created at the first batch
-        self._decoder_size = 0  # the room per sequence it was made with
+        # batch contexts by the room each sequence has, created when first needed
+        self._decoders: dict[int, BatchDecoder] = {}
         self.threads = ThreadPolicy(n_threads)
         self._applied_threads = self.threads.threads
         try:
@@ -147,9 +148,9 @@ class LlamaCppBackend:
     def close(self) -> None:
         """Free the batch context (the model itself goes with the ``Llama`` object)."""
         with self._lock:
-            if self._decoder is not None:
-                self._decoder.close()
-                self._decoder = None
+            for decoder in self._decoders.values():
+                decoder.close()
+            self._decoders.clear()
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -162,8 +163,8 @@ class LlamaCppBackend:
         if n == self._applied_threads:
             return
         llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
-        if self._decoder is not None:
-            self._decoder.set_threads(n)
+        for decoder in self._decoders.values():
+            decoder.set_threads(n)
         self._applied_threads = n
 
     def _threads_criterion(self) -> Callable[[Any, Any], bool]:
@@ -203,16 +204,30 @@ class LlamaCppBackend:
 
     def _batch(self, group: list[Request]) -> list[Completion]:
         """One group through the batch decoder; a prompt too long for the context fails
-        alone, as on the solo path."""
+        alone, as on the solo path. The group's requests are split by the room they need
+        (:meth:`_room`), each part decoded in a context of that size, in the group's order:
+        a few long prompts do not slow down every sequence of the group."""
         items: list[BatchItem | None] = [self._batch_item(r) for r in group]
-        ready = [item for item in items if item is not None]
+        parts: dict[int, list[int]] = {}
+        for i, item in enumerate(items):
+            if item is not None:
+                parts.setdefault(self._room(item), []).append(i)
+        results: dict[int, Completion] = {}
         try:
-            decoded = iter(self._batch_decoder(ready).generate(ready, self._refresh_threads)
-                           if ready else [])
+            for room, members in parts.items():
+                ready = [items[i] for i in members]
+                decoded = self._batch_decoder(room).generate(
+                    [item for item in ready if item is not None], self._refresh_threads)
+                results.update(zip(members, decoded))
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp failed: {exc}") from None
-        return [next(decoded) if item is not None else self._too_long(r)
-                for r, item in zip(group, items)]
+        return [results[i] if i in results else self._too_long(r) for i, r in enumerate(group)]
+
+    def _room(self, item: BatchItem) -> int:
+        """The tokens a sequence needs (its prompt and its new tokens), rounded up to
+        ``BATCH_CTX_STEP``."""
+        needed = len(item.tokens) + item.max_tokens
+        return min(self.n_ctx, -(-needed // BATCH_CTX_STEP) * BATCH_CTX_STEP)
 
     def _too_long(self, request: Request) -> Completion:
         return Completion.failed(f"prompt has {len(self.tokenize(request.prompt))} tokens, "
@@ -238,26 +253,23 @@ class LlamaCppBackend:
         return BatchItem(tokens, request.sampling, min(wanted, room) if wanted > 0 else room,
                          prefix)
 
-    def _batch_decoder(self, items: Sequence[BatchItem]) -> BatchDecoder:
-        """The batch context for this group: ``batch_size`` sequences (plus one for the
-        shared prefix), each as long as the group's longest prompt and its new tokens need,
-        rounded up to ``BATCH_CTX_STEP``. Attention costs grow with the room each sequence
-        is given (Gemma's sliding-window layers keep their whole cache here, so that a
-        prefix can be copied), so a context sized to the group decodes about 1.8x faster
-        than one of ``n_ctx`` per sequence. The size follows from the group alone, so the
-        same group always runs in the same context; a group that needs another size gets a
-        new context."""
-        needed = max(len(item.tokens) + item.max_tokens for item in items)
-        size = min(self.n_ctx, -(-needed // BATCH_CTX_STEP) * BATCH_CTX_STEP)
-        if self._decoder is not None and self._decoder_size != size:
-            self._decoder.close()
-            self._decoder = None
-        if self._decoder is None:
+    def _batch_decoder(self, room: int) -> BatchDecoder:
+        """The batch context whose sequences have ``room`` tokens each: ``batch_size``
+        sequences plus one for the shared prefix. Attention costs grow with the room a
+        sequence is given (Gemma's sliding-window layers keep their whole cache here, so
+        that a prefix can be copied): on Gemma SuperNI prompts a 16-sequence step took
+        242 ms with ``n_ctx`` (4096) per sequence and 131 ms with 1024. The room follows
+        from each request alone, so a request always decodes in the same context; the
+        contexts of the last ``BATCH_CONTEXTS`` sizes are kept."""
+        decoder = self._decoders.pop(room, None)
+        if decoder is None:
             with _quiet_stderr():
-                self._decoder = BatchDecoder(self.llm, self.batch_size, size,
-                                             self._applied_threads)
-            self._decoder_size = size
-        return self._decoder
+                decoder = BatchDecoder(self.llm, self.batch_size, room, self._applied_threads)
+        self._decoders[room] = decoder  # the most recently used last
+        while len(self._decoders) > BATCH_CONTEXTS:
+            oldest = next(iter(self._decoders))
+            self._decoders.pop(oldest).close()
+        return decoder
 
     def _start_from(self, tokens: list[int], prefix: str | None) -> None:
         """Put the model in a fixed state: right after ``prefix`` if usable, else empty.
