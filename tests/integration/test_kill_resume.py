@@ -90,31 +90,3 @@ def test_twenty_kills_at_random_times_lose_and_duplicate_nothing(reference_run, 
         assert len(ids) == len(set(ids)), f"duplicated records in {name}"
         assert sorted(ids) == sorted(_ids(reference / name)), f"lost records in {name}"
 
-
-def test_a_batched_run_killed_in_each_model_stage_resumes_to_the_same_bytes(tmp_path):
-    """--max-concurrency 4: the embedded model decodes 4 requests together. Groups are cut
-    from the request list alone, so the resumed run decodes the same groups again."""
-    batched = ["--num-instructions", "6", "--seed", "11", "--quiet", "--max-concurrency", "4",
-               "--max-tokens-total", "0"]
-    reference = tmp_path / "reference"
-    cli("run", "--out", str(reference), *batched)
-    run = tmp_path / "run"
-    for file_name, at_least in (("instructions.jsonl", 3), ("classifications.jsonl", 1),
-                                ("instances.jsonl", 2)):
-        proc = popen("run", "--out", str(run), *batched)
-        deadline = time.monotonic() + 300
-        try:
-            while line_count(run / file_name) < at_least and proc.poll() is None:
-                assert time.monotonic() < deadline, f"{file_name} never reached {at_least}"
-                time.sleep(0.02)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-    cli("run", "--out", str(run), *batched)
-    assert export_bytes(run) == export_bytes(reference)
-    for name in ("instructions.jsonl", "classifications.jsonl", "instances.jsonl"):
-        ids = _ids(run / name)
-        assert len(ids) == len(set(ids)), f"duplicated records in {name}"
-        assert sorted(ids) == sorted(_ids(reference / name)), f"lost records in {name}"
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["model"]["batch_size"] == 4

@@ -6,7 +6,9 @@ without loading a model."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 
 import pytest
 
@@ -162,3 +164,77 @@ def test_a_failed_request_is_logged_and_asked_again(tmp_path, monkeypatch):
     assert {f["stage"] for f in failures} == {"classify"}
     assert all(f["reason"] == "the server hung up" for f in failures)
     assert second.classified == 4
+
+
+class GroupSensitive(FakeBackend):
+    """Like a batched model: a completion depends on the whole group it was decoded in
+    (its text carries a digest of the group's prompts). ``crash_after`` groups, it dies
+    the way a killed process does (nothing after it is written)."""
+
+    group_size = 3
+
+    def __init__(self, crash_after: int | None = None):
+        super().__init__(answer)
+        self.crash_after, self.groups = crash_after, 0
+
+    def complete(self, requests):
+        if self.crash_after is not None and self.groups >= self.crash_after:
+            raise KeyboardInterrupt("killed")
+        self.groups += 1
+        tag = hashlib.sha256("|".join(r.prompt for r in requests).encode()).hexdigest()[:8]
+        out = []
+        for completion in super().complete(requests):
+            if "Output:" in completion.text or "Class label:" in completion.text:
+                completion = Completion(completion.text.replace(
+                    "\nExample 2", f" ({tag})\nExample 2").replace(
+                    "\nClass label: Negative", f" ({tag})\nClass label: Negative"), "stop")
+            out.append(completion)
+        return out
+
+
+def test_a_batched_model_killed_mid_stage_resumes_to_the_same_records(tmp_path, monkeypatch):
+    """Groups are cut from the request list, and a batched model is asked its done requests
+    again (from the cache), so the resumed stage decodes the same groups."""
+    more = ["Summarize the plot of your favourite novel for a ten year old reader.",
+            "Convert the given temperature from degrees Celsius into Fahrenheit.",
+            "Suggest three healthy breakfast ideas that take under five minutes.",
+            "Find the grammatical errors in the paragraph and correct them."]
+
+    def run(folder, backend):
+        monkeypatch.setitem(registry._BY_PREFIX, "fake",
+                            lambda name, **_: (backend, ModelInfo(name=name, backend="fake")))
+        return open_context(folder, RunConfig(model="fake:grouped", num_instructions=7,
+                                              request_batch_size=1))
+
+    monkeypatch.setattr(sys.modules[__name__], "NEW", NEW[:3] + NEW[4:] + more[:4])
+    whole = run(tmp_path / "whole", GroupSensitive())
+    try:
+        bootstrap(whole)
+        classify(whole)
+        generate_instances(whole)
+        expected = sorted(whole.run.instances.recover(), key=lambda r: r["id"])
+    finally:
+        whole.close()
+    killed = run(tmp_path / "killed", GroupSensitive())
+    try:
+        bootstrap(killed)
+        classify(killed)
+    finally:
+        killed.close()
+    crashing = run(tmp_path / "killed", GroupSensitive(crash_after=1))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            generate_instances(crashing)
+        # killed while writing the first group's records: two of its three are on disk
+        log = crashing.run.instances.path
+        log.write_text("".join(log.read_text().splitlines(keepends=True)[:2]))
+    finally:
+        crashing.close()
+    resumed = run(tmp_path / "killed", GroupSensitive())
+    try:
+        generate_instances(resumed)
+        got = sorted(resumed.run.instances.recover(), key=lambda r: r["id"])
+    finally:
+        resumed.close()
+    assert len(expected) == 7 and any("(" in r["raw_completion"] for r in expected)
+    assert [r["raw_completion"] for r in got] == [r["raw_completion"] for r in expected]
