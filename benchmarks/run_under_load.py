@@ -26,15 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def spin(n: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.kill()
-        process.wait()
+from threads_under_load import spin, stop  # the busy processes, as there
 
 
 def one_run(out: Path, arm: str, instructions: int, seed: int) -> float:
