@@ -76,6 +76,7 @@ class LoopOptions:
     superni_tasks: list[str] | None = None
     user_oriented: str | None = None  # user_oriented_instructions.jsonl; None skips it
     user_oriented_limit: int | None = None
+    user_oriented_max_tokens: int = 512  # as `eval user-oriented run --max-tokens`
     judge_model: str | None = None  # rates the user-oriented responses when given
     n_ctx: int = 4096
     # keep the evaluation sets above out of the generated data (--decontaminate them)
@@ -94,6 +95,8 @@ class LoopOptions:
                              ("--user-oriented", self.user_oriented)):
             if path is not None and not Path(path).is_file():
                 raise UserError(f"{option}: no such file: {path}")
+        if self.user_oriented_max_tokens < 1:
+            raise UserError("--user-oriented-max-tokens: must be at least 1")
         if self.judge_model and not self.user_oriented:
             raise UserError("--judge needs --user-oriented (the responses it rates)")
         return self
@@ -213,7 +216,8 @@ def _evaluate_user_oriented(options: LoopOptions, arm: str, served: ServedModel,
     out = Path(options.out) / "eval" / arm / "user-oriented"
     backend, info = _open(served, options.n_ctx)
     result = run_user_oriented(backend, info.as_dict(), arm, user_oriented, items,
-                               out, reporter=reporter)
+                               out, max_tokens=options.user_oriented_max_tokens,
+                               reporter=reporter)
     return result.path
 
 

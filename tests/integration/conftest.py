@@ -37,5 +37,5 @@ def reference_run(tmp_path_factory):
 def server_url():
     from selfinstruct.backends.bundled import smollm2_path
 
-    with llama_server(smollm2_path()) as url:
+    with llama_server(smollm2_path(), n_threads=2) as url:
         yield url

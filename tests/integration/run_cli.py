@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 # Small but real: the paper's settings, fewer instructions and shorter instance outputs.
-SMALL = ["--num-instructions", "12", "--seed", "7", "--quiet"]
+SMALL = ["--num-instructions", "12", "--seed", "7", "--quiet",
+         "--instance-max-tokens-classification", "120", "--instance-max-tokens-generation", "120"]
 
 
 def cli(*args: str, env: dict | None = None, check: bool = True,

@@ -35,6 +35,7 @@ def test_loop_end_to_end(reference_run, tmp_path):
             "--max-steps", "2", "--batch-size", "2", "--max-seq-len", "256",
             "--superni", str(SUPERNI), "--superni-max-per-task", "1", "--superni-tasks", TASKS,
             "--user-oriented", str(USER_ORIENTED), "--user-oriented-limit", "1",
+            "--user-oriented-max-tokens", "48",
             "--judge", "smollm2",
             # the reference run was made without decontamination; resuming it needs the same
             "--no-decontaminate-eval"]

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from selfinstruct.backends.converted import existing_conversion, save_conversion
 from selfinstruct.errors import UserError
 
 TRAIN_EXTRA_HINT = "pip install 'selfinstruct[train]'"
@@ -90,7 +91,7 @@ def load_tokenizer(spec: str | ModelSource):
     """The tokenizer of a model, with a pad token set (left padding for batched generation
     is the caller's choice)."""
     _, transformers = require_torch()
-    source = spec if isinstance(spec, ModelSource) else resolve_source(spec)
+    source = fast_source(spec if isinstance(spec, ModelSource) else resolve_source(spec))
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
     if tokenizer.pad_token is None:
@@ -103,7 +104,7 @@ def load_causal_lm(spec: str | ModelSource, *, device: str | None = None,
     """``(model, tokenizer)`` for a spec. ``dtype="auto"``: float32 on CPU (bfloat16 matmuls
     are slow on most CPUs), bfloat16 on a GPU that supports it."""
     torch, transformers = require_torch()
-    source = spec if isinstance(spec, ModelSource) else resolve_source(spec)
+    source = fast_source(spec if isinstance(spec, ModelSource) else resolve_source(spec))
     device = device or default_device()
     if dtype == "auto":
         dtype = ("bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported()
@@ -111,11 +112,27 @@ def load_causal_lm(spec: str | ModelSource, *, device: str | None = None,
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     transformers.logging.set_verbosity_error()
     try:
+        # A GGUF is read at float32 whatever the dtype asked, so that its conversion (below)
+        # is exact; the cast comes after.
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(source.directory), dtype=getattr(torch, dtype), **kwargs)
+            str(source.directory), dtype=torch.float32 if source.gguf_file else
+            getattr(torch, dtype), **kwargs)
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{source.label}: cannot load as a causal LM: {first_line}") from None
+    tokenizer = load_tokenizer(source)
+    if source.gguf_file:
+        save_conversion(source.directory / source.gguf_file, model, tokenizer)
+        model.to(getattr(torch, dtype))
     model.to(device)
     model.eval()
-    return model, load_tokenizer(source)
+    return model, tokenizer
+
+
+def fast_source(source: ModelSource) -> ModelSource:
+    """A GGUF's converted transformers directory when there is one (see ``converted``)."""
+    if source.gguf_file:
+        converted = existing_conversion(source.directory / source.gguf_file)
+        if converted is not None:
+            return ModelSource(converted)
+    return source

@@ -276,7 +276,7 @@ def _register_superni_compare(steps) -> None:
         "compare", formatter_class=_formatter(),
         help="compare models on the same instances, with bootstrap confidence intervals",
         description="Score each arm's predictions on the same selection of instances and "
-                    "write DIR/comparison.json and DIR/comparison.md: ROUGE-L with a 95%% "
+                    "write DIR/comparison.json and DIR/comparison.md: ROUGE-L with a 95% "
                     "paired bootstrap interval, the difference to the first arm, and "
                     "per-category scores.")
     p.add_argument("--data", required=True, help="superni_test_en.jsonl")

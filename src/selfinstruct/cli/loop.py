@@ -54,6 +54,9 @@ def register(subparsers) -> None:
                             help="user_oriented_instructions.jsonl; skipped without it")
     evaluation.add_argument("--user-oriented-limit", type=int,
                             help="only the first N user-oriented tasks")
+    evaluation.add_argument("--user-oriented-max-tokens", type=int, default=512,
+                            metavar="TOKENS",
+                            help="max new tokens of each user-oriented response (default: 512)")
     evaluation.add_argument("--judge", metavar="MODEL",
                             help="a model that rates the user-oriented responses")
     evaluation.add_argument("--decontaminate-eval", action=argparse.BooleanOptionalAction,
@@ -92,6 +95,7 @@ def handle(args: argparse.Namespace) -> int:
         seeds_only_arm=args.seeds_only_arm, superni=args.superni,
         superni_max_per_task=args.superni_max_per_task, superni_tasks=tasks,
         user_oriented=args.user_oriented, user_oriented_limit=args.user_oriented_limit,
+        user_oriented_max_tokens=args.user_oriented_max_tokens,
         judge_model=args.judge, decontaminate_eval=args.decontaminate_eval,
         round_zero=args.round_zero, train_with_seeds=args.train_with_seeds)
     result = run_loop(options, SilentReporter() if args.quiet else RichReporter())
