@@ -31,6 +31,9 @@ def test_pipeline_through_the_server(server_url, tmp_path):
     run = tmp_path / "run"
     cli("run", "--out", str(run), "--base-url", server_url, "--model", "smollm2",
         "--num-instructions", "5", "--max-concurrency", "2", "--seed", "3", "--quiet",
+        # short completions: the test is about the transport, not the text
+        "--bootstrap-max-tokens", "256", "--instance-max-tokens-classification", "96",
+        "--instance-max-tokens-generation", "96",
         "--api-key-env", "SI_TEST_KEY", env={"SI_TEST_KEY": FAKE_KEY})
     assert line_count(run / "instructions.jsonl") == 5
     assert line_count(run / "instances.jsonl") == 5

@@ -67,3 +67,29 @@ def test_run_config_carries_the_answering_adapter():
     config = run_config(options, 1, ServedModel("gemma-3-270m"), "a.gguf")
     assert config.answer_lora == "a.gguf" and config.recipe == "refined"
     assert run_config(options, 1, ServedModel("gemma-3-270m")).answer_lora is None
+
+
+def test_user_oriented_answers_are_capped_at_the_loops_max_tokens(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from selfinstruct.evaluation import user_oriented
+
+    data = tmp_path / "uo.jsonl"
+    data.write_text(json.dumps({"id": "u1", "instruction": "Say hi.", "instances": [
+        {"input": "", "output": "hi"}]}) + "\n")
+    seen = {}
+
+    def fake_run(backend, model, name, path, items, out, *, max_tokens, reporter):
+        seen.update(name=name, items=len(items), max_tokens=max_tokens)
+        return SimpleNamespace(path=Path(out) / "x.jsonl")
+
+    monkeypatch.setattr(loop, "_open", lambda served, n_ctx: (
+        None, SimpleNamespace(as_dict=lambda: {})))
+    monkeypatch.setattr(user_oriented, "run_user_oriented", fake_run)
+    options = LoopOptions(out=str(tmp_path / "loop"), model="smollm2",
+                          user_oriented=str(data), user_oriented_max_tokens=48)
+    loop._evaluate_user_oriented(options, "base", ServedModel("smollm2"), None)
+    assert seen == {"name": "base", "items": 1, "max_tokens": 48}
+    with pytest.raises(UserError, match="--user-oriented-max-tokens"):
+        LoopOptions(out=str(tmp_path / "x"), model="smollm2",
+                    user_oriented_max_tokens=0).validate()
