@@ -84,7 +84,7 @@ def test_user_oriented_answers_are_capped_at_the_loops_max_tokens(monkeypatch, t
         return SimpleNamespace(path=Path(out) / "x.jsonl")
 
     monkeypatch.setattr(loop, "_open", lambda served, n_ctx: (
-        None, SimpleNamespace(as_dict=lambda: {})))
+        None, SimpleNamespace(as_dict=dict)))
     monkeypatch.setattr(user_oriented, "run_user_oriented", fake_run)
     options = LoopOptions(out=str(tmp_path / "loop"), model="smollm2",
                           user_oriented=str(data), user_oriented_max_tokens=48)
