@@ -6,8 +6,9 @@ and about 50 s for Gemma 3 270M on 2 cores, paid by every fine-tune, every
 de-quantized float32 weights (safetensors), the config and the tokenizer to
 ``$SELFINSTRUCT_HOME/torch/<sha256 of the GGUF, 16 hex>/`` (``~/.cache/selfinstruct`` when
 unset); later loads read that directory in under a second. The weights are bit for bit
-those of the GGUF load (``tests/integration/test_finetune.py``), so a cached load trains
-and generates exactly as an uncached one.
+those of the GGUF load (checked by hand on SmolLM2; ``tests/integration/test_lora_gguf.py``
+compares the torch side, loaded from the conversion, with llama.cpp's logits), so a cached
+load trains and generates exactly as an uncached one.
 
 A GGUF's bytes name its directory, so an edited or replaced file never meets a stale
 conversion. The directory is written under a temporary name and renamed into place: a
@@ -41,19 +42,17 @@ def conversion_of(gguf: Path) -> Path:
     return conversions_dir() / file_sha256(gguf)[:16]
 
 
-def existing_conversion(gguf: Path) -> Path | None:
-    folder = conversion_of(gguf)
-    return folder if (folder / DONE_MARKER).is_file() else None
+def is_complete(folder: Path) -> bool:
+    return (folder / DONE_MARKER).is_file()
 
 
-def save_conversion(gguf: Path, model, tokenizer) -> Path:
-    """Write a float32 model loaded from ``gguf`` (and its tokenizer) as its conversion.
-    Best effort: a full disk or a read-only cache costs the next load its speed, nothing
-    else, so an OSError is swallowed."""
+def save_conversion(target: Path, model, tokenizer) -> Path:
+    """Write a float32 model loaded from a GGUF (and its tokenizer) as that GGUF's
+    conversion ``target`` (``conversion_of(gguf)``). Best effort: a full disk or a read-only
+    cache costs the next load its speed, nothing else, so an OSError is swallowed."""
     from safetensors.torch import save_model
 
-    target = conversion_of(gguf)
-    if (target / DONE_MARKER).is_file():
+    if is_complete(target):
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

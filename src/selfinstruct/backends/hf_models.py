@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfinstruct.backends.converted import existing_conversion, save_conversion
+from selfinstruct.backends.converted import conversion_of, is_complete, save_conversion
 from selfinstruct.errors import UserError
 
 TRAIN_EXTRA_HINT = "pip install 'selfinstruct[train]'"
@@ -90,8 +90,12 @@ def default_device() -> str:
 def load_tokenizer(spec: str | ModelSource):
     """The tokenizer of a model, with a pad token set (left padding for batched generation
     is the caller's choice)."""
+    source = spec if isinstance(spec, ModelSource) else resolve_source(spec)
+    return _tokenizer_of(fast_source(source)[0])
+
+
+def _tokenizer_of(source: ModelSource):
     _, transformers = require_torch()
-    source = fast_source(spec if isinstance(spec, ModelSource) else resolve_source(spec))
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(source.directory), **kwargs)
     if tokenizer.pad_token is None:
@@ -104,7 +108,8 @@ def load_causal_lm(spec: str | ModelSource, *, device: str | None = None,
     """``(model, tokenizer)`` for a spec. ``dtype="auto"``: float32 on CPU (bfloat16 matmuls
     are slow on most CPUs), bfloat16 on a GPU that supports it."""
     torch, transformers = require_torch()
-    source = fast_source(spec if isinstance(spec, ModelSource) else resolve_source(spec))
+    source, conversion = fast_source(
+        spec if isinstance(spec, ModelSource) else resolve_source(spec))
     device = device or default_device()
     if dtype == "auto":
         dtype = ("bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported()
@@ -120,19 +125,22 @@ def load_causal_lm(spec: str | ModelSource, *, device: str | None = None,
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{source.label}: cannot load as a causal LM: {first_line}") from None
-    tokenizer = load_tokenizer(source)
-    if source.gguf_file:
-        save_conversion(source.directory / source.gguf_file, model, tokenizer)
+    tokenizer = _tokenizer_of(source)
+    if conversion is not None:  # a GGUF read for the first time
+        save_conversion(conversion, model, tokenizer)
         model.to(getattr(torch, dtype))
     model.to(device)
     model.eval()
     return model, tokenizer
 
 
-def fast_source(source: ModelSource) -> ModelSource:
-    """A GGUF's converted transformers directory when there is one (see ``converted``)."""
-    if source.gguf_file:
-        converted = existing_conversion(source.directory / source.gguf_file)
-        if converted is not None:
-            return ModelSource(converted)
-    return source
+def fast_source(source: ModelSource) -> tuple[ModelSource, Path | None]:
+    """``(what to load, where its conversion is still to be written)``: a GGUF's converted
+    transformers directory when there is one (see ``converted``), else the source itself
+    and, for a GGUF, its conversion folder (the file is hashed once)."""
+    if not source.gguf_file:
+        return source, None
+    conversion = conversion_of(source.directory / source.gguf_file)
+    if is_complete(conversion):
+        return ModelSource(conversion), None
+    return source, conversion

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from selfinstruct.backends.converted import (
     conversion_of,
     conversions_dir,
-    existing_conversion,
+    is_complete,
     save_conversion,
 )
 
@@ -58,9 +58,9 @@ def test_the_conversion_is_named_by_the_gguf_bytes_under_the_home(gguf, tmp_path
 
 def test_a_saved_conversion_is_found_with_plain_float_weights_and_no_gguf_config(gguf):
     model = _Model()
-    assert existing_conversion(gguf) is None
-    folder = save_conversion(gguf, model, _Tokenizer())
-    assert existing_conversion(gguf) == folder
+    assert not is_complete(conversion_of(gguf))
+    folder = save_conversion(conversion_of(gguf), model, _Tokenizer())
+    assert folder == conversion_of(gguf) and is_complete(folder)
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"
     saved = load_file(str(folder / "model.safetensors"))
@@ -73,12 +73,12 @@ def test_a_half_written_conversion_does_not_count(gguf):
     folder = conversion_of(gguf)
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"partial")
-    assert existing_conversion(gguf) is None
+    assert not is_complete(folder)
 
 
 def test_an_unwritable_cache_costs_speed_not_the_load(gguf):
     conversions_dir().parent.mkdir(parents=True, exist_ok=True)
     conversions_dir().write_text("a file where the folder should be")
-    folder = save_conversion(gguf, _Model(), _Tokenizer())  # no exception
-    assert existing_conversion(gguf) is None and not folder.exists()
+    folder = save_conversion(conversion_of(gguf), _Model(), _Tokenizer())  # no exception
+    assert not is_complete(folder) and not folder.exists()
     conversions_dir().unlink()
