@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
+from short_prompts import short_prompts
 
-import selfinstruct.prompts
 from selfinstruct.backends.base import Request, Sampling
 from selfinstruct.cli import main
 from selfinstruct.prompts import PromptTemplates
@@ -46,23 +45,8 @@ def test_scores_are_log_probabilities_independent_of_the_previous_call(smollm2):
     assert scores[" Yes, it is"] < scores[YES]
 
 
-def _short_prompts(folder):
-    """The bundled templates with a classification template of 6 demonstrations, so each
-    of the rule's 10 prompts costs little prefill on CI's two cores."""
-    import shutil
-
-    from selfinstruct.rules.classification import build_template, demonstrations
-
-    source = Path(selfinstruct.prompts.__file__).parent / "templates"
-    shutil.copytree(source, folder)
-    bundled = PromptTemplates.load().classification
-    short = build_template(bundled.split("\n\n", 1)[0], demonstrations(bundled)[:6])
-    (folder / "clf_task_identification_template_1.txt").write_text(short)
-    return folder
-
-
 def test_eval_classify_cli_reports_both_rules(tmp_path, capsys):
-    prompts = _short_prompts(tmp_path / "prompts")
+    prompts = short_prompts(tmp_path / "prompts")
     tasks = held_out_tasks(load_seeds(None), PromptTemplates.load(str(prompts)))
     positives = [t for t in tasks if t.is_classification][:5]
     negatives = [t for t in tasks if not t.is_classification][:5]

@@ -14,7 +14,7 @@ from run_cli import cli, export_bytes, line_count
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--model", "smollm2", "--num-instructions", "5", "--seed", "5", "--quiet",
+ARGS = ["--recipe", "paper", "--model", "smollm2", "--num-instructions", "5", "--seed", "5", "--quiet",
         "--bootstrap-max-tokens", "256", "--max-concurrency", "2", "--request-timeout", "20",
         "--instance-max-tokens-classification", "96", "--instance-max-tokens-generation", "96"]
 # About half of all first attempts. No "slow" fault here: each costs a whole request

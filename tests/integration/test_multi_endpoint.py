@@ -39,7 +39,7 @@ def test_two_servers_both_serve_one_run(tmp_path):
             CountingProxy(first) as a, CountingProxy(second) as b:
         run = tmp_path / "run"
         cli("run", "--out", str(run), "--model", "smollm2", "--base-url", a.url,
-            "--base-url", b.url, "--num-instructions", "2", "--seed", "3", "--quiet", "--bootstrap-max-tokens", "256",
+            "--base-url", b.url, "--recipe", "paper", "--num-instructions", "2", "--seed", "3", "--quiet", "--bootstrap-max-tokens", "256",
             "--instance-max-tokens-classification", "64",
             "--instance-max-tokens-generation", "64", "--request-timeout", "600")
         sent = {proxy.url: sum(proxy.posts.values()) for proxy in (a, b)}

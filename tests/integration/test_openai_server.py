@@ -30,7 +30,7 @@ def test_completions_and_chat_endpoints(server_url, monkeypatch):
 def test_pipeline_through_the_server(server_url, tmp_path):
     run = tmp_path / "run"
     cli("run", "--out", str(run), "--base-url", server_url, "--model", "smollm2",
-        "--num-instructions", "5", "--max-concurrency", "2", "--seed", "3", "--quiet",
+        "--recipe", "paper", "--num-instructions", "5", "--max-concurrency", "2", "--seed", "3", "--quiet",
         # short completions: the test is about the transport, not the text
         "--bootstrap-max-tokens", "256", "--instance-max-tokens-classification", "96",
         "--instance-max-tokens-generation", "96",

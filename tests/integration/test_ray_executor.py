@@ -23,7 +23,7 @@ from run_cli import cli, export_bytes, line_count, popen
 pytestmark = pytest.mark.slow
 
 # Small but real; shorter instance outputs than the paper's to keep three runs quick.
-SMALL_RUN = ["--num-instructions", "6", "--seed", "11", "--quiet",
+SMALL_RUN = ["--recipe", "paper", "--num-instructions", "6", "--seed", "11", "--quiet",
              "--instance-max-tokens-classification", "120",
              "--instance-max-tokens-generation", "120"]
 RECORDS = ("instructions.jsonl", "rejects.jsonl", "classifications.jsonl", "instances.jsonl",

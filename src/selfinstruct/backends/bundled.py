@@ -21,6 +21,7 @@ from pathlib import Path
 
 from selfinstruct.errors import UserError
 from selfinstruct.files import file_sha256
+from selfinstruct.home import home_dir
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
@@ -46,10 +47,8 @@ ALIASES = {"smollm2-135m": "smollm2", "smollm2-135m-instruct": "smollm2", "gemma
 
 
 def model_cache_dir() -> Path:
-    """Where assembled model files live: ``$SELFINSTRUCT_HOME/models`` or ~/.cache/selfinstruct."""
-    home = os.environ.get("SELFINSTRUCT_HOME")
-    base = Path(home) if home else Path.home() / ".cache" / "selfinstruct"
-    return base / "models"
+    """Where assembled model files live: ``models/`` in :func:`~selfinstruct.home.home_dir`."""
+    return home_dir() / "models"
 
 
 def _distribution_file(dist_name: str, suffix: str) -> Path | None:

@@ -25,8 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from selfinstruct.backends.bundled import model_cache_dir
 from selfinstruct.files import file_sha256
+from selfinstruct.home import home_dir
 
 # Everything a transformers directory needs; the conversion is complete when config.json,
 # written last, is there.
@@ -34,7 +34,7 @@ DONE_MARKER = "config.json"
 
 
 def conversions_dir() -> Path:
-    return model_cache_dir().parent / "torch"
+    return home_dir() / "torch"
 
 
 def conversion_of(gguf: Path) -> Path:

@@ -12,7 +12,7 @@ from dataclasses import fields
 
 from selfinstruct.backends.opening import ModelOptions
 from selfinstruct.errors import UserError
-from selfinstruct.run.config import EXECUTORS, RunConfig
+from selfinstruct.run.config import EXECUTORS, RunConfig, with_former_defaults
 from selfinstruct.run.config_file import read_config_file
 from selfinstruct.run.recipes import CLASSIFIERS, RECIPES
 
@@ -143,7 +143,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> RunConfig:
     """Options given on the command line override the ``--config`` file, which overrides
     ``base`` (a manifest's config), which overrides the defaults."""
-    data = dict(base or {})
+    data = with_former_defaults(base) if base is not None else {}
     config_file = read_config_file(args.config) if getattr(args, "config", None) else None
     if config_file is not None:
         data.update(config_file.values)

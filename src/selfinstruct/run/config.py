@@ -27,6 +27,15 @@ RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_reques
                               "input_price", "output_price",
                               "executor", "ray_address", "replicas", "threads"})
 EXECUTORS = ("local", "ray")
+# Defaults that have changed. A manifest stores every field, so one that lacks a field was
+# written before the field existed, under the behaviour of that time: no recipe meant the
+# paper's decisions (``refined`` became the default later).
+FORMER_DEFAULTS = {"recipe": "paper"}
+
+
+def with_former_defaults(stored: dict) -> dict:
+    """A manifest's config with the fields it predates set as they behaved then."""
+    return {**FORMER_DEFAULTS, **stored}
 
 
 @dataclass
@@ -262,7 +271,8 @@ def differences(old: dict, new: dict) -> list[str]:
     """Human-readable differences that matter for resuming (``RESUMABLE_FIELDS`` excluded)."""
     out = []
     defaults = RunConfig().as_dict()
-    old, new = stored_config(old), stored_config(new)  # credentials never compared, or shown
+    # credentials never compared, or shown
+    old, new = stored_config(with_former_defaults(old)), stored_config(with_former_defaults(new))
     for key in sorted(set(old) | set(new)):
         if key in RESUMABLE_FIELDS and not (key == "max_concurrency" and _embedded(new)):
             continue

@@ -26,7 +26,12 @@ from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Reject, Task
 from selfinstruct.rules.decontamination import load_decontaminator
-from selfinstruct.run.config import RunConfig, differences, stored_config
+from selfinstruct.run.config import (
+    RunConfig,
+    differences,
+    stored_config,
+    with_former_defaults,
+)
 from selfinstruct.run.rundir import (
     FORMAT_VERSION,
     RunDir,
@@ -35,6 +40,7 @@ from selfinstruct.run.rundir import (
     read_manifest,
     write_manifest,
 )
+from selfinstruct.run.shared_cache import open_shared_cache, pins_weights
 from selfinstruct.seeds import load_seeds
 
 
@@ -50,6 +56,7 @@ class RunContext:
     _answer_backend: Backend | None = None
     _model_info: ModelInfo | None = None
     _cache: ResponseCache | None = None
+    _shared_cache: ResponseCache | None = None
     _budget: Budget | None = None
     manifest: dict = field(default_factory=dict)
     _lock: RunLock | None = None  # this process's writer lock on the run directory
@@ -111,6 +118,21 @@ class RunContext:
                             cache=self.cache, max_concurrency=self.config.max_concurrency,
                             stats=self.usage(stage), budget=self.budget)
 
+    def ask_shared(self, stage: str,
+                   requests: Sequence[Request]) -> Iterator[tuple[int, Completion]]:
+        """As :meth:`ask`, through the cache that runs of this model share
+        (:mod:`selfinstruct.run.shared_cache`) when the backend pins its weights; through
+        the run's own cache otherwise."""
+        shared = None
+        if pins_weights(self.backend.identity):
+            if self._shared_cache is None:
+                self._shared_cache = open_shared_cache()
+            shared = self._shared_cache
+        return run_requests(self.backend, requests,
+                            cache=shared if shared is not None else self.cache,
+                            max_concurrency=self.config.max_concurrency,
+                            stats=self.usage(stage), budget=self.budget)
+
     def record_calibration(self, calibration: dict) -> None:
         """The classify stage's fitted calibration (or why there is none), in the manifest."""
         self.manifest["classification_calibration"] = calibration
@@ -136,6 +158,9 @@ class RunContext:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        if self._shared_cache is not None:
+            self._shared_cache.close()
+            self._shared_cache = None
         close_answer = getattr(self._answer_backend, "close", None)
         if close_answer is not None:
             close_answer()
@@ -339,7 +364,8 @@ def config_from_manifest(manifest: dict, where: str | Path) -> RunConfig:
     """The parameters a manifest records, checked like flags (types, bounds, finite
     numbers); an error names the manifest."""
     try:
-        return RunConfig.from_dict(dict(manifest.get("config") or {}), where=str(where))
+        return RunConfig.from_dict(with_former_defaults(dict(manifest.get("config") or {})),
+                                   where=str(where))
     except UserError as error:
         message = str(error)
         if message.startswith(str(where)):

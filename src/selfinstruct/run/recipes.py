@@ -58,4 +58,4 @@ RECIPES: dict[str, Recipe] = {
         field_name_rule="leading",
     ),
 }
-DEFAULT_RECIPE = "paper"
+DEFAULT_RECIPE = "refined"  # why: README, "Which recipe is the default"

@@ -15,7 +15,9 @@ Two rules (:mod:`selfinstruct.rules.classification`), chosen by the recipe or ``
 
 Resume: instructions already in ``classifications.jsonl`` are skipped; a request that
 failed for good goes to ``failures.jsonl`` and is tried again on the next run. The seed
-scores are cached like every request, so a resumed run refits the same threshold.
+scores are cached like every request, in the cache that every run of the model shares
+(:mod:`selfinstruct.run.shared_cache`): a resumed run refits the same threshold, and a new
+run of the same model does not pay for them again.
 """
 
 from __future__ import annotations
@@ -141,20 +143,31 @@ def _classify_calibrated(ctx: ClassifyContext, todo: list[dict], calibration: Ca
 
 def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
     """Score the held-out seed tasks with every prompt, fit the calibration, record it in
-    the manifest. None (and a note in the manifest) when the backend gives no
-    log-probabilities."""
+    the manifest. None, with the reason in the manifest, where the rule cannot be fitted:
+    the backend gives no log-probabilities (found by its first answer, before the other
+    requests are sent), or the seeds have too few labelled tasks and the recipe, not
+    ``--classifier calibrated``, chose the rule."""
     tasks = held_out_tasks(ctx.seeds, ctx.templates)
     labels = [bool(t.is_classification) for t in tasks]
     if len(tasks) < 10 or not any(labels) or all(labels):
-        raise UserError(
-            f"--classifier calibrated needs at least 10 labelled seed tasks of both kinds "
-            f"that the classification prompt does not show; the seeds have {len(tasks)} "
-            f"({sum(labels)} classification)")
+        why = (f"needs at least 10 labelled seed tasks of both kinds that the classification "
+               f"prompt does not show; the seeds have {len(tasks)} ({sum(labels)} "
+               f"classification)")
+        if ctx.config.classifier == "calibrated":
+            raise UserError(f"--classifier calibrated {why}")
+        _paper_rule_instead(ctx, f"the calibrated rule {why}")
+        return None
     prompts = scoring_templates(ctx.templates)
     requests = scoring_requests(prompts, [t.instruction for t in tasks])
     margins: list[list[float | None]] = [[None] * len(tasks) for _ in prompts]
     with ctx.reporter.stage("calibrate", len(requests)) as bar:
-        for offset, completion in ctx.ask("calibrate", requests):
+        # the first request alone: a backend without log-probabilities costs one request
+        # (the full list below asks it again, from the cache, so the groups are the same)
+        for _, completion in ctx.ask_shared("calibrate", requests[:1]):
+            if completion.ok and margin_of(completion) is None:
+                _paper_rule_instead(ctx, "the backend returns no log-probabilities")
+                return None
+        for offset, completion in ctx.ask_shared("calibrate", requests):
             if not completion.ok:
                 raise UserError(f"classification calibration: a seed task could not be scored "
                                 f"({completion.error}); re-run to retry")
@@ -162,12 +175,14 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
             margins[p][i] = margin_of(completion)
             bar.advance()
     if any(m is None for row in margins for m in row):
-        ctx.record_calibration({
-            "rule": "paper",
-            "note": "the backend returns no log-probabilities; the paper rule was used",
-        })
+        _paper_rule_instead(ctx, "the backend returns no log-probabilities")
         return None
     calibration = calibrate([[float(m) for m in row if m is not None] for row in margins],
                             labels)
     ctx.record_calibration({"rule": "calibrated", **calibration.as_dict()})
     return calibration
+
+
+def _paper_rule_instead(ctx: ClassifyContext, why: str) -> None:
+    """The manifest says why the calibrated rule gave way to the paper's."""
+    ctx.record_calibration({"rule": "paper", "note": f"{why}; the paper rule was used"})

@@ -68,6 +68,9 @@ class ClassifyContext(Asking, Protocol):
     @property
     def backend(self) -> Backend: ...  # the model (whether it decodes in batches)
 
+    def ask_shared(self, stage: str,
+                   requests: Sequence[Request]) -> Iterator[tuple[int, Completion]]: ...
+
     def record_calibration(self, calibration: dict) -> None: ...
 
 

@@ -114,13 +114,14 @@ def _flag_value(value) -> str:
 
 
 def reproduce_command(config: dict, out: str) -> str:
-    """``selfinstruct run --out OUT --model M --seed S --num-instructions N`` and every
-    option whose value differs from its default, as the CLI spells it."""
+    """``selfinstruct run --out OUT --model M --seed S --num-instructions N --recipe R``
+    and every option whose value differs from its default, as the CLI spells it. The
+    recipe is always spelled out: its default has changed once and may again."""
     from selfinstruct.cli.options import OPTIONS, REPEATABLE
     from selfinstruct.run.config import RunConfig
 
     defaults = {f.name: f.default for f in fields(RunConfig)}
-    always = ("model", "seed", "num_instructions")
+    always = ("model", "seed", "num_instructions", "recipe")
     parts = ["selfinstruct", "run", "--out", shlex.quote(out)]
     names = list(always) + [name for name, *_ in OPTIONS if name not in always]
     kinds = {name: kind for name, _, kind, _ in OPTIONS}
@@ -236,10 +237,10 @@ def dataset_card(records, tasks: list[Task], *, license_id: str, license_note: s
     ``records``: a :class:`selfinstruct.run.records_reader.RunRecords`; ``load_name``:
     what ``load_dataset`` is given in the card's example (the repository id, or a folder);
     ``tags``: the rows carry the quality columns (``export --tags``)."""
-    from selfinstruct.run.config import RunConfig
+    from selfinstruct.run.config import RunConfig, with_former_defaults
 
     manifest = records.manifest
-    config = manifest.get("config") or {}
+    config = with_former_defaults(manifest.get("config") or {})
     model = manifest.get("model") or {"name": config.get("model", "?")}
     rows = sum(len(t.instances) for t in tasks)
     classification = sum(1 for t in tasks if t.is_classification)

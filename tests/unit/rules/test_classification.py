@@ -213,7 +213,7 @@ def test_classify_stage_falls_back_to_the_paper_rule_without_logprobs(tmp_path):
 
 def test_paper_recipe_classifies_as_the_original(tmp_path):
     backend = scripted_scorer()
-    ctx = _context(tmp_path, backend)
+    ctx = _context(tmp_path, backend, recipe="paper")
     try:
         classify(ctx)
     finally:

@@ -146,7 +146,7 @@ def test_postprocess_drops_leaks_under_the_refined_recipe_only(tmp_path, templat
     assert "Write a polite message" in rejects[0]["detail"]
     assert "Convert the measurement" in rejects[2]["detail"]
 
-    paper = _ctx(tmp_path / "paper", templates)  # the paper recipe: nothing beyond the paper
+    paper = _ctx(tmp_path / "paper", templates, recipe="paper")  # nothing beyond the paper
     assert postprocess(paper).instances == 3
     assert paper.run.instance_rejects_path.read_text() == ""
 

@@ -72,7 +72,7 @@ def test_preview_uses_the_runs_first_prompt(tmp_path):
 
 
 def test_a_truncated_completion_follows_the_recipe():
-    paper = run_preview(RunConfig(), FakeBackend(canned(finish="length")))
+    paper = run_preview(RunConfig(recipe="paper"), FakeBackend(canned(finish="length")))
     assert paper.kept == 0 and paper.rejected_by_reason == {"truncated": 5}
     refined = run_preview(RunConfig(recipe="refined"), FakeBackend(canned(finish="length")))
     assert refined.kept == 3 and refined.rejected_by_reason["truncated"] == 1

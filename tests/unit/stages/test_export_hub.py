@@ -116,7 +116,7 @@ def test_the_card_says_how_the_data_was_made(run, tmp_path):
     assert main(["export", str(run), "--format", "hf", "-o", str(folder)]) == 0
     text = (folder / "README.md").read_text()
     assert SHA in text and "`smollm2`" in text
-    assert "- **recipe**: `paper`" in text and "- **seed**: 7" in text
+    assert "- **recipe**: `refined`" in text and "- **seed**: 7" in text
     for row in ("| candidate instructions generated | 6 |", "| rejected | 3 |",
                 "| &nbsp;&nbsp;too_similar | 2 |", "| &nbsp;&nbsp;blacklisted | 1 |",
                 "| instructions kept | 3 |", "| &nbsp;&nbsp;truncated | 1 |",
@@ -125,8 +125,8 @@ def test_the_card_says_how_the_data_was_made(run, tmp_path):
         assert row in text, row
     for key in RunConfig().as_dict():  # every parameter
         assert f"| {key} |" in text, key
-    assert "selfinstruct run --out runs/run --model smollm2 --seed 7 --num-instructions 3" \
-        in text
+    assert ("selfinstruct run --out runs/run --model smollm2 --seed 7 --num-instructions 3 "
+            "--recipe refined") in text
     assert "/somewhere" not in text  # the model file's name only, not where it was
 
 

@@ -63,7 +63,7 @@ def fake_model(monkeypatch):
 @pytest.fixture
 def ctx(tmp_path, fake_model):
     context = open_context(tmp_path / "run", RunConfig(model="fake:stages", num_instructions=4,
-                                                       request_batch_size=1))
+                                                       request_batch_size=1, recipe="paper"))
     yield context
     context.close()
 
@@ -114,6 +114,52 @@ def test_classify_calibrated_records_margins_and_the_calibration(tmp_path, fake_
     assert all("margin" in r and len(r["margins"]) == 10 for r in records)
 
 
+def _classify_with(tmp_path, **settings) -> dict:
+    """Bootstrap and classify under ``settings``; the manifest afterwards."""
+    context = open_context(tmp_path / "run", RunConfig(model="fake:stages", num_instructions=4,
+                                                       request_batch_size=1, **settings))
+    try:
+        bootstrap(context)
+        classify(context)
+        assert all("margin" not in r for r in context.run.classifications.recover())
+        return json.loads((context.run.path / "manifest.json").read_text())
+    finally:
+        context.close()
+
+
+def test_the_default_recipe_falls_back_to_the_paper_rule_on_unlabelled_seeds(tmp_path,
+                                                                             fake_model):
+    from selfinstruct.errors import UserError
+    from selfinstruct.seeds import load_seeds
+
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(t.to_json()) + "\n" for t in load_seeds(None)
+                             if not t.is_classification))
+    manifest = _classify_with(tmp_path, seeds=str(seeds))
+    assert manifest["config"]["recipe"] == "refined"
+    calibration = manifest["classification_calibration"]
+    assert calibration["rule"] == "paper"
+    assert "labelled seed tasks of both kinds" in calibration["note"]
+    assert not any(r.choices for r in fake_model.requests)  # nothing was scored
+    with pytest.raises(UserError, match="^--classifier calibrated needs at least 10"):
+        _classify_with(tmp_path / "asked", seeds=str(seeds), classifier="calibrated")
+
+
+def test_a_backend_without_log_probabilities_costs_the_calibration_one_request(
+        tmp_path, monkeypatch):
+    def unscored(request: Request) -> Completion | str:
+        return " Yes" if request.choices else answer(request)
+
+    backend = FakeBackend(unscored)
+    monkeypatch.setitem(registry._BY_PREFIX, "fake",
+                        lambda name, **_: (backend, ModelInfo(name=name, backend="fake")))
+    manifest = _classify_with(tmp_path)
+    assert manifest["classification_calibration"] == {
+        "rule": "paper",
+        "note": "the backend returns no log-probabilities; the paper rule was used"}
+    assert sum(1 for r in backend.requests if r.choices) == 1
+
+
 def test_instances_use_the_template_of_the_label_and_keep_the_raw_text(ctx, fake_model):
     bootstrap(ctx)
     classify(ctx)
@@ -152,7 +198,7 @@ def test_a_failed_request_is_logged_and_asked_again(tmp_path, monkeypatch):
     monkeypatch.setitem(registry._BY_PREFIX, "fake",
                         lambda name, **_: (backend, ModelInfo(name=name, backend="fake")))
     context = open_context(tmp_path / "run", RunConfig(model="fake:flaky", num_instructions=4,
-                                                       request_batch_size=1))
+                                                       request_batch_size=1, recipe="paper"))
     try:
         bootstrap(context)
         first = classify(context)

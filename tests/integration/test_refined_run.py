@@ -1,0 +1,66 @@
+"""The default recipe (``refined``) on the real embedded model, end to end: the calibrated
+classification rule fitted, recorded in the manifest and on every record, and the seed
+tasks' scores shared between runs of the model, so a second run pays nothing for them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from run_cli import cli
+from short_prompts import short_prompts
+
+from selfinstruct.prompts import PromptTemplates
+from selfinstruct.rules.classification import held_out_tasks, scoring_templates
+from selfinstruct.seeds import load_seeds
+
+pytestmark = pytest.mark.slow
+
+
+def _labelled_seeds(path: Path, templates: PromptTemplates) -> int:
+    """6 classification and 10 other seed tasks that the prompt does not show."""
+    tasks = held_out_tasks(load_seeds(None), templates)
+    chosen = ([t for t in tasks if t.is_classification][:6]
+              + [t for t in tasks if not t.is_classification][:10])
+    path.write_text("".join(json.dumps(t.to_json()) + "\n" for t in chosen))
+    return len(chosen)
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_default_recipe_calibrates_once_per_model(tmp_path):
+    prompts = short_prompts(tmp_path / "prompts")
+    templates = PromptTemplates.load(str(prompts))
+    seeds = tmp_path / "seeds.jsonl"
+    scored = _labelled_seeds(seeds, templates) * len(scoring_templates(templates))
+    env = {"SELFINSTRUCT_HOME": str(tmp_path / "home")}
+    args = ["--model", "smollm2", "--seeds", str(seeds), "--prompts", str(prompts),
+            "--num-instructions", "3", "--quiet", "--bootstrap-max-tokens", "256",
+            "--instance-max-tokens-classification", "64",
+            "--instance-max-tokens-generation", "64"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    cli("run", "--out", str(first), "--seed", "3", *args, env=env)
+    cli("run", "--out", str(second), "--seed", "4", *args, env=env)
+
+    manifests = [json.loads((run / "manifest.json").read_text()) for run in (first, second)]
+    assert [m["config"]["recipe"] for m in manifests] == ["refined", "refined"]
+    calibration = manifests[0]["classification_calibration"]
+    assert calibration["tasks"] == 16 and calibration["classification_tasks"] == 6
+    assert calibration["prompts"] == len(scoring_templates(templates))
+    # the first run scored the seed tasks; the second was answered from the shared cache
+    # and refitted the same calibration
+    sent = [m["usage"]["calibrate"]["requests"] - m["usage"]["calibrate"]["cached"]
+            for m in manifests]
+    assert sent == [scored, 0]
+    assert manifests[1]["classification_calibration"] == calibration
+    assert (tmp_path / "home" / "shared-cache.sqlite").is_file()
+    for run in (first, second):
+        labels = _records(run / "classifications.jsonl")
+        assert len(labels) == 3
+        for record in labels:
+            assert record["is_classification"] == (record["margin"] > calibration["threshold"])
+            assert record["threshold"] == calibration["threshold"]
+            assert len(record["margins"]) == calibration["prompts"]
