@@ -7,6 +7,7 @@
     OUT/round-1/finetune/       M fine-tuned on round 1's export (selfinstruct finetune)
     OUT/seeds-only/             optional ablation: M fine-tuned on the seed tasks alone;
                                 with ``round_zero`` also the adapter that writes instances
+    OUT/*/finetune-seed-N/      the same fine-tune at another seed (``extra_finetune_seeds``)
     OUT/eval/<arm>/superni/     zero-shot SuperNI predictions of each arm
     OUT/eval/<arm>/user-oriented/   responses to the user-oriented tasks (optional)
     OUT/eval/judge/             a judge model's ratings of those responses (optional)
@@ -15,7 +16,11 @@
 
 Arms: ``base`` (M as it is), ``copy-input`` (the baseline), ``round-K`` (M fine-tuned
 after round K; ``seeds+round-K`` when ``train_with_seeds`` adds the seed tasks to its
-data) and ``seeds-only``.
+data) and ``seeds-only``. Every fine-tune is made at ``seed``; ``extra_finetune_seeds``
+fine-tunes each fine-tuned arm again at those seeds (arms ``NAME@N``, evaluated like the
+others), and the comparison adds the spread over seeds and the seed-averaged differences
+(:mod:`selfinstruct.evaluation.seed_spread`). The data is generated once, and with
+``round_zero`` the seed-tasks fine-tune at ``seed`` writes its instances.
 
 ``round_zero`` first fine-tunes M on the seed tasks ("round 0", which is the
 ``seeds-only`` arm) and lets that adapter write the instances of every round
@@ -49,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from selfinstruct.errors import UserError
+from selfinstruct.evaluation.seed_spread import SEED_MARK
 from selfinstruct.files import atomic_write_text, now
 from selfinstruct.progress import Reporter, SilentReporter
 
@@ -85,6 +91,8 @@ class LoopOptions:
     round_zero: bool = False
     # fine-tune each round on the seed tasks plus the generated data
     train_with_seeds: bool = False
+    # fine-tune every fine-tuned arm again at these seeds (arms NAME@SEED)
+    extra_finetune_seeds: list[int] = field(default_factory=list)
 
     def validate(self) -> LoopOptions:
         if self.rounds < 1:
@@ -99,6 +107,10 @@ class LoopOptions:
             raise UserError("--user-oriented-max-tokens: must be at least 1")
         if self.judge_model and not self.user_oriented:
             raise UserError("--judge needs --user-oriented (the responses it rates)")
+        seeds = self.extra_finetune_seeds
+        if self.seed in seeds or len(set(seeds)) != len(seeds):
+            raise UserError(f"--extra-finetune-seeds: each seed once, and not --seed "
+                            f"({self.seed}), got {','.join(map(str, seeds))}")
         return self
 
 
@@ -171,12 +183,22 @@ def _seed_tasks_file(options: LoopOptions) -> Path:
                              options.seed)[0]
 
 
-def _finetune(options: LoopOptions, data: Path, out: Path) -> ServedModel:
-    """Fine-tune M on ``data`` into ``out``; returns how to serve the result."""
+def finetune_dir(arm_dir: Path, seed: int, options: LoopOptions) -> Path:
+    """Where an arm's fine-tune at ``seed`` goes: ``finetune`` at the loop's own seed,
+    ``finetune-seed-N`` at another."""
+    return arm_dir / ("finetune" if seed == options.seed else f"finetune-seed-{seed}")
+
+
+def _finetune(options: LoopOptions, data: Path, arm_dir: Path,
+              seed: int | None = None) -> ServedModel:
+    """Fine-tune M on ``data`` at ``seed`` (the loop's seed when None) into its folder of
+    ``arm_dir``; returns how to serve the result."""
     from selfinstruct.training import FinetuneOptions, finetune
 
+    seed = options.seed if seed is None else seed
+    out = finetune_dir(arm_dir, seed, options)
     result = finetune(FinetuneOptions(data=str(data), out=str(out), base=options.model,
-                                      seed=options.seed, **options.finetune_overrides))
+                                      seed=seed, **options.finetune_overrides))
     if result.adapter_gguf is not None:  # a GGUF base: serve it on the embedded backend
         return ServedModel(options.model, str(result.adapter_gguf))
     return ServedModel(f"transformers:{result.merged}")
@@ -231,16 +253,20 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
     exports: list[Path] = []
     generator = arms["base"]
     answer_lora = None
+    # each fine-tuned arm: its training data and its folder, for the extra seeds
+    trained: dict[str, tuple[Path, Path]] = {}
     if options.seeds_only_arm or options.round_zero:
         started = time.perf_counter()
-        seeds_only = _finetune(options, _seed_tasks_file(options),
-                               out / "seeds-only" / "finetune")
+        seeds_only = _finetune(options, _seed_tasks_file(options), out / "seeds-only")
         _timed(steps, "seeds-only finetune", started)
         if options.round_zero:
             if seeds_only.lora is None:
                 raise UserError("--round-zero serves the seed fine-tune as a llama.cpp "
                                 "adapter, so --model must be a GGUF model")
             answer_lora = seeds_only.lora
+        if options.seeds_only_arm:
+            arms["seeds-only"] = seeds_only
+            trained["seeds-only"] = (_seed_tasks_file(options), out / "seeds-only")
     prefix = "seeds+" if options.train_with_seeds else ""
     for round_no in range(1, options.rounds + 1):
         started = time.perf_counter()
@@ -249,11 +275,15 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
                answer_lora=answer_lora)
         started = time.perf_counter()
         data = _train_file(options, round_no, exports)
-        generator = _finetune(options, data, out / f"round-{round_no}" / "finetune")
+        generator = _finetune(options, data, out / f"round-{round_no}")
         arms[f"{prefix}round-{round_no}"] = generator
+        trained[f"{prefix}round-{round_no}"] = (data, out / f"round-{round_no}")
         _timed(steps, f"round-{round_no} finetune", started, data=str(data))
-    if options.seeds_only_arm:
-        arms["seeds-only"] = seeds_only
+    for seed in options.extra_finetune_seeds:
+        for arm, (data, arm_dir) in trained.items():
+            started = time.perf_counter()
+            arms[f"{arm}{SEED_MARK}{seed}"] = _finetune(options, data, arm_dir, seed)
+            _timed(steps, f"{arm}{SEED_MARK}{seed} finetune", started, seed=seed)
 
     comparison = None
     if options.superni:

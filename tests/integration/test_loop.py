@@ -51,7 +51,7 @@ def test_loop_end_to_end(reference_run, tmp_path):
     # every arm answered the same SuperNI instances, and the comparison has them all
     comparison = json.loads((out / "comparison.json").read_text())
     assert comparison["instances"] == 2 and comparison["tasks"] == 2
-    assert [a["name"] for a in comparison["arms"]] == ["base", "round-1", "seeds-only",
+    assert [a["name"] for a in comparison["arms"]] == ["base", "seeds-only", "round-1",
                                                         "copy-input"]
     assert all(a["missing"] == 0 for a in comparison["arms"])
     for arm in ("base", "round-1", "seeds-only"):

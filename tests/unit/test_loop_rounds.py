@@ -17,8 +17,11 @@ from selfinstruct.loop import LoopOptions, ServedModel, run_config, run_loop
 def recorded(monkeypatch, tmp_path):
     calls = {"finetune": [], "generate": []}
 
-    def fake_finetune(options, data, out):
-        calls["finetune"].append((str(data), out.parent.name))
+    def fake_finetune(options, data, arm_dir, seed=None):
+        seed = options.seed if seed is None else seed
+        calls["finetune"].append((str(data), arm_dir.name) if seed == options.seed
+                                 else (str(data), arm_dir.name, seed))
+        out = loop.finetune_dir(arm_dir, seed, options)
         return ServedModel(options.model, str(out / "adapter.gguf"))
 
     def fake_generate(options, round_no, served, reporter, answer_lora=None):
@@ -53,6 +56,30 @@ def test_without_round_zero_the_model_answers_and_trains_on_its_data_alone(recor
     assert recorded["generate"] == [(1, None)]
     assert recorded["finetune"] == [(str(tmp_path / "round-1.json"), "round-1")]
     assert set(result.arms) == {"base", "round-1"}
+
+
+def test_extra_finetune_seeds_train_every_fine_tuned_arm_again(recorded, tmp_path):
+    result = run_loop(LoopOptions(out=str(tmp_path / "loop"), model="gemma-3-270m", seed=1,
+                                  round_zero=True, train_with_seeds=True,
+                                  seeds_only_arm=True, extra_finetune_seeds=[2, 3]))
+    seeds_file, round_file = recorded["finetune"][0][0], recorded["finetune"][1][0]
+    assert recorded["finetune"][2:] == [
+        (seeds_file, "seeds-only", 2), (round_file, "round-1", 2),
+        (seeds_file, "seeds-only", 3), (round_file, "round-1", 3)]
+    # the data is made once, by the seed-1 fine-tune of the seed tasks
+    seeds_adapter = str(tmp_path / "loop" / "seeds-only" / "finetune" / "adapter.gguf")
+    assert recorded["generate"] == [(1, seeds_adapter)]
+    assert list(result.arms) == ["base", "seeds-only", "seeds+round-1", "seeds-only@2",
+                                 "seeds+round-1@2", "seeds-only@3", "seeds+round-1@3"]
+    assert result.arms["seeds+round-1@3"].lora == str(
+        tmp_path / "loop" / "round-1" / "finetune-seed-3" / "adapter.gguf")
+    assert [s["step"] for s in result.steps][-1] == "seeds+round-1@3 finetune"
+
+
+@pytest.mark.parametrize("extra", [[1, 2], [2, 2]])
+def test_extra_finetune_seeds_are_new_and_distinct(tmp_path, extra):
+    with pytest.raises(UserError, match="--extra-finetune-seeds"):
+        LoopOptions(out=str(tmp_path / "x"), seed=1, extra_finetune_seeds=extra).validate()
 
 
 def test_round_zero_needs_an_adapter(monkeypatch, tmp_path):

@@ -283,7 +283,9 @@ def _register_superni_compare(steps) -> None:
     p.add_argument("--arm", action="append", required=True, metavar="NAME=PATH",
                    help="an arm: a predictions.jsonl, or an `eval superni run` directory; "
                         f"NAME={COPY_INPUT_ARM} is the copy-the-input baseline (no PATH). "
-                        "Repeat it; the first arm is the reference.")
+                        "Repeat it; the first arm is the reference. NAME@SEED is arm "
+                        "NAME fine-tuned at another seed: the arms of one NAME get their "
+                        "spread over seeds and a seed-averaged difference.")
     p.add_argument("--max-per-task", type=int, default=None,
                    help="only the first N instances of each task (as given to `run`)")
     p.add_argument("--tasks", default=None, help="comma-separated task names (all when not given)")

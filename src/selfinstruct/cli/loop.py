@@ -44,6 +44,11 @@ def register(subparsers) -> None:
     train.add_argument("--batch-size", type=int, help="examples per step")
     train.add_argument("--max-seq-len", type=int, help="tokens per example")
     train.add_argument("--lora-r", type=int, help="LoRA rank")
+    train.add_argument("--extra-finetune-seeds", type=_seed_list, default=[],
+                       metavar="N,N,...",
+                       help="fine-tune every fine-tuned arm again at these seeds (arms "
+                            "NAME@N) and report the spread over seeds beside the effect; "
+                            "the first fine-tune uses --seed")
     evaluation = parser.add_argument_group("evaluation options")
     evaluation.add_argument("--superni", metavar="FILE",
                             help="superni_test_en.jsonl; SuperNI is skipped without it")
@@ -66,6 +71,14 @@ def register(subparsers) -> None:
                                  "(default: on)")
     add_config_options(parser)
     parser.set_defaults(handler=handle)
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -97,7 +110,8 @@ def handle(args: argparse.Namespace) -> int:
         user_oriented=args.user_oriented, user_oriented_limit=args.user_oriented_limit,
         user_oriented_max_tokens=args.user_oriented_max_tokens,
         judge_model=args.judge, decontaminate_eval=args.decontaminate_eval,
-        round_zero=args.round_zero, train_with_seeds=args.train_with_seeds)
+        round_zero=args.round_zero, train_with_seeds=args.train_with_seeds,
+        extra_finetune_seeds=args.extra_finetune_seeds)
     result = run_loop(options, SilentReporter() if args.quiet else RichReporter())
     for step in result.steps:
         print(f"{step['step']}: {step['seconds']:.0f} s")

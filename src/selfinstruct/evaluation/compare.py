@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfinstruct.evaluation.seed_spread import render_seed_spread, seed_spread
 from selfinstruct.evaluation.superni import SuperNIInstance, load_predictions, score_instance
 from selfinstruct.files import atomic_write_text
 
@@ -97,9 +98,15 @@ def compare(instances: list[SuperNIInstance], arms: Mapping[str, str | Path | No
             entry["minus_" + reference.name] = {
                 "delta": round(sum(delta) / n, 2), "ci95": [round(d_low, 2), round(d_high, 2)]}
         out_arms.append(entry)
-    return {"instances": n, "tasks": len({inst.task for inst in instances}),
-            "resamples": resamples, "seed": seed, "reference": reference.name,
-            "category_instances": counts, "arms": out_arms}
+    result = {"instances": n, "tasks": len({inst.task for inst in instances}),
+              "resamples": resamples, "seed": seed, "reference": reference.name,
+              "category_instances": counts, "arms": out_arms}
+    spread = seed_spread([(arm.name, arm.per_instance) for arm in scored], reference.name,
+                         lambda values: bootstrap_interval(values, draws) if draws
+                         else (0.0, 0.0))
+    if spread:
+        result["seed_spread"] = spread
+    return result
 
 
 def render_markdown(result: dict) -> str:
@@ -122,6 +129,7 @@ def render_markdown(result: dict) -> str:
         cells = " | ".join(f"{arm['per_category'].get(category, 0.0):.2f}"
                            for arm in result["arms"])
         lines.append(f"| {category} | {count} | {cells} |")
+    lines += render_seed_spread(result.get("seed_spread", []))
     return "\n".join(lines) + "\n"
 
 

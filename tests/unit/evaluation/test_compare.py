@@ -72,3 +72,53 @@ def test_arm_parsing(tmp_path):
         parse_arms([f"x={tmp_path / 'nothing'}"])
     with pytest.raises(UserError, match="given twice"):
         parse_arms([f"a={run}", f"a={run}"])
+
+
+def _arm(tmp_path, name, instances, right):
+    """Predictions that answer the instances whose index is in ``right`` and nothing else."""
+    return _write(tmp_path / f"{name}.jsonl",
+                  [{"id": x.id, "prediction": x.outputs[0] if i in right else "no"}
+                   for i, x in enumerate(instances)])
+
+
+def test_fine_tunes_at_several_seeds_get_their_spread_and_a_seed_averaged_difference(
+        tmp_path, instances):
+    arms = {"ref": _arm(tmp_path, "r1", instances, range(10)),
+            "ref@2": _arm(tmp_path, "r2", instances, range(12)),
+            "new": _arm(tmp_path, "n1", instances, range(14)),
+            "new@2": _arm(tmp_path, "n2", instances, range(10)),
+            "new@3": _arm(tmp_path, "n3", instances, range(18)),
+            "copy-input": None}
+    result = compare(instances, arms, resamples=200)
+    ref, new = result["seed_spread"]
+    assert ref["arm"] == "ref" and ref["rougeL"] == [50.0, 60.0]
+    assert ref["mean"] == 55.0 and ref["sd"] == pytest.approx(7.07, abs=0.01)
+    assert ref["versus"] == {}
+    assert new["fine_tunes"] == ["new", "new@2", "new@3"]
+    assert new["rougeL"] == [70.0, 50.0, 90.0] and new["mean"] == 70.0
+    assert new["min"] == 50.0 and new["max"] == 90.0
+    assert set(new["versus"]) == {"ref"}
+    diff = new["versus"]["ref"]
+    # per instance: new averages (3 of 3 right on 0-9, 2 of 3 on 10-13, 1 of 3 on 14-17),
+    # ref (2 of 2 on 0-9, 1 of 2 on 10-11): a mean of 70 - 55
+    assert diff["seed_averaged"]["delta"] == 15.0
+    low, high = diff["seed_averaged"]["ci95"]
+    assert 0 < low < 15.0 < high
+    # seeds both were fine-tuned at pair up; new@3 has no partner
+    assert diff["same_seed"]["first"]["delta"] == 20.0
+    assert diff["same_seed"]["2"]["delta"] == -10.0
+    low, high = diff["same_seed"]["2"]["ci95"]
+    assert low < -10.0 < high <= 0.0
+    assert set(diff["same_seed"]) == {"first", "2"}
+    text = render_markdown(result)
+    assert "| new | 3 | 70.00, 50.00, 90.00 | 70.00 | 20.00 |" in text
+    assert "| new | ref | +15.00 (" in text
+    assert "first: +20.00" in text and "2: -10.00 (" in text
+
+
+def test_no_spread_without_a_second_fine_tune(tmp_path, instances):
+    arms = {"a": _arm(tmp_path, "a", instances, range(5)), "b": _arm(tmp_path, "b",
+                                                                     instances, range(9))}
+    result = compare(instances, arms, resamples=50)
+    assert "seed_spread" not in result
+    assert "Spread over fine-tune seeds" not in render_markdown(result)
