@@ -38,9 +38,13 @@ def superni(model: str, batch: int, data: Path, per_task: int, tasks: int,
     result = run_superni(backend, info.as_dict(), data, chosen, out, max_concurrency=batch)
     wall = time.perf_counter() - started
     tokens = result.usage["completion_tokens"]
-    return {"instances": len(chosen), "seconds": round(wall, 1), "tokens": tokens,
-            "tokens_per_s": round(tokens / wall, 1),
-            "rougeL": round(result.scores.as_dict()["rougeL"], 2)}
+    report = {"instances": len(chosen), "seconds": round(wall, 1), "tokens": tokens,
+              "tokens_per_s": round(tokens / wall, 1),
+              "rougeL": round(result.scores.as_dict()["rougeL"], 2)}
+    stats = getattr(backend, "decode_stats", None)
+    if batch > 1 and stats is not None:  # where the batched time went
+        report["decode"] = stats.as_dict()
+    return report
 
 
 def instance_stage(run: Path, batch: int, out: Path) -> dict:
@@ -76,15 +80,20 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=0, help="the first N tasks (0: all)")
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--skip-superni", action="store_true")
+    parser.add_argument("--batched-only", action="store_true",
+                        help="the batched SuperNI arm alone, with its decode profile")
     args = parser.parse_args()
     print(subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip())
     report: dict = {"model": args.model, "batch": args.batch}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_superni:
-            solo = superni(args.model, 1, args.superni, args.per_task, args.tasks,
-                           Path(tmp) / "s1")
             batched = superni(args.model, args.batch, args.superni, args.per_task, args.tasks,
                               Path(tmp) / "sB")
+            print(f"batch {args.batch}: {json.dumps(batched)}", flush=True)
+            if args.batched_only:
+                return
+            solo = superni(args.model, 1, args.superni, args.per_task, args.tasks,
+                           Path(tmp) / "s1")
             ratio = batched["tokens_per_s"] / solo["tokens_per_s"]
             report["superni"] = {"solo": solo, "batched": batched, "ratio": round(ratio, 2),
                                  "wall_ratio": round(solo["seconds"] / batched["seconds"], 2)}

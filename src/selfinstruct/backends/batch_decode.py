@@ -131,6 +131,31 @@ def earliest_stop(text: str, stops: Sequence[str]) -> int:
 
 
 @dataclass
+class DecodeStats:
+    """Where a batch context's time went, summed over its groups: decode steps (how many,
+    how many sequences they carried, their wall time) and prompt evaluation (tokens and wall
+    time, shared prefixes apart). ``sequences / steps`` is the mean occupancy of a step,
+    the figure batching lives on."""
+
+    steps: int = 0
+    sequences: int = 0
+    step_seconds: float = 0.0
+    prompt_tokens: int = 0
+    prompt_seconds: float = 0.0
+    prefix_tokens: int = 0
+    prefix_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "sequences": self.sequences,
+                "mean_occupancy": round(self.sequences / max(self.steps, 1), 2),
+                "step_seconds": round(self.step_seconds, 2),
+                "prompt_tokens": self.prompt_tokens,
+                "prompt_seconds": round(self.prompt_seconds, 2),
+                "prefix_tokens": self.prefix_tokens,
+                "prefix_seconds": round(self.prefix_seconds, 2)}
+
+
+@dataclass
 class BatchItem:
     """One generation request, tokenized. ``prefix`` is its prompt's first tokens when the
     caller wants them shared (evaluated once, copied); None evaluates the whole prompt."""
@@ -164,7 +189,8 @@ class BatchDecoder:
     created from the model of a loaded ``llama_cpp.Llama`` (same settings, LoRA adapter
     included), plus one holder sequence for a shared prefix."""
 
-    def __init__(self, llm: Any, n_seq: int, per_seq_ctx: int, n_threads: int):
+    def __init__(self, llm: Any, n_seq: int, per_seq_ctx: int, n_threads: int,
+                 stats: DecodeStats | None = None):
         import llama_cpp
         from llama_cpp import _internals
 
@@ -191,6 +217,7 @@ class BatchDecoder:
         self._set_lora(llama_cpp)
         self._batch = llama_cpp.llama_batch_init(max(self.n_batch, n_seq), 0, 1)
         self._held: tuple[int, ...] | None = None
+        self.stats = stats if stats is not None else DecodeStats()  # may be shared
 
     def _set_lora(self, llama_cpp: Any) -> None:
         """The solo context's LoRA adapter applies here too, at the same scale."""
@@ -265,9 +292,12 @@ class BatchDecoder:
         if self._held == prefix:
             return
         self._held = None
+        started = time.perf_counter()
         llama_cpp.llama_memory_seq_rm(self.memory, self.holder, -1, -1)
         self._eval_alone(self.holder, prefix, 0)
         self._held = prefix
+        self.stats.prefix_tokens += len(prefix)
+        self.stats.prefix_seconds += time.perf_counter() - started
 
     # -- a group ---------------------------------------------------------------------------
 
@@ -291,7 +321,11 @@ class BatchDecoder:
         while active:
             if between_steps is not None:
                 between_steps()
+            step_started = time.perf_counter()
             self._decode([(s.next_token, s.n_past, s.seq_id, True) for s in active])
+            self.stats.steps += 1
+            self.stats.sequences += len(active)
+            self.stats.step_seconds += time.perf_counter() - step_started
             for index, seq in enumerate(active):
                 seq.n_past += 1
                 self._advance(seq, self._logits(index))
@@ -319,7 +353,10 @@ class BatchDecoder:
                 llama_cpp.llama_memory_seq_cp(self.memory, self.holder, seq.seq_id, -1, -1)
                 seq.n_past = len(prefix)
             tokens = seq.item.tokens
+            started = time.perf_counter()
             self._eval_alone(seq.seq_id, tokens[seq.n_past:], seq.n_past)
+            self.stats.prompt_tokens += len(tokens) - seq.n_past
+            self.stats.prompt_seconds += time.perf_counter() - started
             seq.n_past = len(tokens)
             self._advance(seq, self._logits(-1))
             if seq.finish is None:

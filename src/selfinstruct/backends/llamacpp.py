@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.backends.base import BackendError, Completion, Request, scored
-from selfinstruct.backends.batch_decode import BatchDecoder, BatchItem
+from selfinstruct.backends.batch_decode import BatchDecoder, BatchItem, DecodeStats
 from selfinstruct.backends.threads import ThreadPolicy
 from selfinstruct.errors import UserError
 
@@ -100,6 +100,7 @@ class LlamaCppBackend:
         self._active_prefix: str | None = None
         # batch contexts by the room each sequence has, created when first needed
         self._decoders: dict[int, BatchDecoder] = {}
+        self.decode_stats = DecodeStats()  # all batch contexts' steps and prompts
         self.threads = ThreadPolicy(n_threads)
         self._applied_threads = self.threads.threads
         try:
@@ -264,7 +265,8 @@ class LlamaCppBackend:
         decoder = self._decoders.pop(room, None)
         if decoder is None:
             with _quiet_stderr():
-                decoder = BatchDecoder(self.llm, self.batch_size, room, self._applied_threads)
+                decoder = BatchDecoder(self.llm, self.batch_size, room, self._applied_threads,
+                                       self.decode_stats)
         self._decoders[room] = decoder  # the most recently used last
         while len(self._decoders) > BATCH_CONTEXTS:
             oldest = next(iter(self._decoders))

@@ -191,10 +191,21 @@ def test_a_group_larger_than_the_batch_refills_freed_slots_and_repeats_exactly(m
     lengths = [3, 12, 5, 20, 2, 9, 14, 4, 7, 1]
     group = [Request(PREFIX + TAILS[k % len(TAILS)], _greedy(n), prefix=PREFIX)
              for k, n in enumerate(lengths)]
+    before = batched.decode_stats.as_dict()
     first = batched.complete(group)
+    stats = batched.decode_stats.as_dict()
     again = batched.complete(group)
     assert [c.text for c in first] == [c.text for c in again]
     assert all(c.completion_tokens <= n for n, c in zip(lengths, first))
+    # the profile counts every step's sequences: a request's first token is sampled right
+    # after its prompt, each later one (and an end of text) after a step, at most 4 a step
+    steps = stats["steps"] - before["steps"]
+    carried = stats["sequences"] - before["sequences"]
+    generated = [c.completion_tokens for c in first]
+    assert sum(n - 1 for n in generated if n) <= carried <= sum(generated)
+    assert steps <= carried <= 4 * steps
+    assert stats["prompt_tokens"] - before["prompt_tokens"] == sum(
+        c.prompt_tokens for c in first) - len(group) * len(batched.tokenize(PREFIX))
     # the first token of each request starts from the solo state, refill or not
     firsts = solo.complete([Request(r.prompt, _greedy(1), prefix=PREFIX) for r in group])
     assert all(c.text.startswith(f.text) for c, f in zip(first, firsts) if f.text)
