@@ -36,7 +36,7 @@ def raw_decode_speed(backend, tokens: int = 256) -> float:
 
 
 def measure(model: str, n: int, base: Path) -> dict:
-    config = RunConfig(num_instructions=n, model=model, seed=42)
+    config = RunConfig(num_instructions=n, model=model, seed=42, recipe="paper")  # as recorded
     ctx = open_context(base / model, config)
     raw = raw_decode_speed(ctx.backend)
     started = time.perf_counter()

@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--instructions", type=int, default=12)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="prefix-bench-"))
-    config = RunConfig(num_instructions=args.instructions, model=args.model, seed=11)
+    config = RunConfig(num_instructions=args.instructions, model=args.model, seed=11,
+                       recipe="paper")  # no calibration: the shared cache would serve one arm
     ctx = open_context(base / "seed-run", config)
     bootstrap(ctx)
     ctx.close()

@@ -31,7 +31,8 @@ from threads_under_load import spin, stop  # the busy processes, as there
 
 def one_run(out: Path, arm: str, instructions: int, seed: int) -> float:
     args = [sys.executable, "-m", "selfinstruct", "run", "--out", str(out), "--quiet",
-            "--num-instructions", str(instructions), "--seed", str(seed)]
+            "--num-instructions", str(instructions), "--seed", str(seed),
+            "--recipe", "paper"]  # the threads, not the recipe: as measured before
     if arm != "adaptive":
         args += ["--threads", arm]
     started = time.perf_counter()

@@ -19,10 +19,11 @@ pytestmark = pytest.mark.slow
 
 
 def _labelled_seeds(path: Path, templates: PromptTemplates) -> int:
-    """6 classification and 10 other seed tasks that the prompt does not show."""
+    """4 classification and 6 other seed tasks that the prompt does not show: the fewest
+    the calibrated rule is fitted on."""
     tasks = held_out_tasks(load_seeds(None), templates)
-    chosen = ([t for t in tasks if t.is_classification][:6]
-              + [t for t in tasks if not t.is_classification][:10])
+    chosen = ([t for t in tasks if t.is_classification][:4]
+              + [t for t in tasks if not t.is_classification][:6])
     path.write_text("".join(json.dumps(t.to_json()) + "\n" for t in chosen))
     return len(chosen)
 
@@ -48,7 +49,7 @@ def test_default_recipe_calibrates_once_per_model(tmp_path):
     manifests = [json.loads((run / "manifest.json").read_text()) for run in (first, second)]
     assert [m["config"]["recipe"] for m in manifests] == ["refined", "refined"]
     calibration = manifests[0]["classification_calibration"]
-    assert calibration["tasks"] == 16 and calibration["classification_tasks"] == 6
+    assert calibration["tasks"] == 10 and calibration["classification_tasks"] == 4
     assert calibration["prompts"] == len(scoring_templates(templates))
     # the first run scored the seed tasks; the second was answered from the shared cache
     # and refitted the same calibration
