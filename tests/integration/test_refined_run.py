@@ -39,12 +39,15 @@ def test_default_recipe_calibrates_once_per_model(tmp_path):
     scored = _labelled_seeds(seeds, templates) * len(scoring_templates(templates))
     env = {"SELFINSTRUCT_HOME": str(tmp_path / "home")}
     args = ["--model", "smollm2", "--seeds", str(seeds), "--prompts", str(prompts),
-            "--num-instructions", "3", "--quiet", "--bootstrap-max-tokens", "256",
+            "--quiet", "--bootstrap-max-tokens", "256",
             "--instance-max-tokens-classification", "64",
             "--instance-max-tokens-generation", "64"]
     first, second = tmp_path / "first", tmp_path / "second"
-    cli("run", "--out", str(first), "--seed", "3", *args, env=env)
-    cli("run", "--out", str(second), "--seed", "4", *args, env=env)
+    cli("run", "--out", str(first), "--seed", "3", "--num-instructions", "3", *args, env=env)
+    # another run of the model, as far as its classification (where the calibration is)
+    cli("generate", "--out", str(second), "--seed", "4", "--num-instructions", "1", *args,
+        env=env)
+    cli("classify", str(second), "--quiet", env=env)
 
     manifests = [json.loads((run / "manifest.json").read_text()) for run in (first, second)]
     assert [m["config"]["recipe"] for m in manifests] == ["refined", "refined"]
@@ -58,9 +61,9 @@ def test_default_recipe_calibrates_once_per_model(tmp_path):
     assert sent == [scored, 0]
     assert manifests[1]["classification_calibration"] == calibration
     assert (tmp_path / "home" / "shared-cache.sqlite").is_file()
-    for run in (first, second):
+    for run, made in ((first, 3), (second, 1)):
         labels = _records(run / "classifications.jsonl")
-        assert len(labels) == 3
+        assert len(labels) == made
         for record in labels:
             assert record["is_classification"] == (record["margin"] > calibration["threshold"])
             assert record["threshold"] == calibration["threshold"]
