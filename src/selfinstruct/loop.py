@@ -257,7 +257,8 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
     trained: dict[str, tuple[Path, Path]] = {}
     if options.seeds_only_arm or options.round_zero:
         started = time.perf_counter()
-        seeds_only = _finetune(options, _seed_tasks_file(options), out / "seeds-only")
+        seeds_file = _seed_tasks_file(options)
+        seeds_only = _finetune(options, seeds_file, out / "seeds-only")
         _timed(steps, "seeds-only finetune", started)
         if options.round_zero:
             if seeds_only.lora is None:
@@ -266,7 +267,7 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
             answer_lora = seeds_only.lora
         if options.seeds_only_arm:
             arms["seeds-only"] = seeds_only
-            trained["seeds-only"] = (_seed_tasks_file(options), out / "seeds-only")
+            trained["seeds-only"] = (seeds_file, out / "seeds-only")
     prefix = "seeds+" if options.train_with_seeds else ""
     for round_no in range(1, options.rounds + 1):
         started = time.perf_counter()
