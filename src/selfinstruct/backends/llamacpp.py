@@ -74,6 +74,10 @@ BATCH_CONTEXTS = 3
 
 
 class LlamaCppBackend:
+    # a scoring request's choice is scored token by token, whole (the curated recipe's
+    # round-trip labels and IFD need it; a server's first-token scores cannot)
+    scores_whole_texts = True
+
     def __init__(self, model_path: str | Path, *, model_name: str | None = None,
                  n_ctx: int = 4096, n_threads: int | None = None, sha256: str | None = None,
                  prefix_cache: bool = True, lora_path: str | Path | None = None,
@@ -314,31 +318,58 @@ class LlamaCppBackend:
     def _score(self, request: Request, tokens: list[int]) -> Completion:
         """Log-probability of each choice as the continuation of the prompt, from the same
         fixed starting point as generation (the prefix state, or empty), so a score does
-        not depend on what ran before it. Each choice's tokens are evaluated after the
-        prompt; the context is cut back to the prompt between choices."""
+        not depend on what ran before it. A choice's first token is read from the prompt's
+        last logits; the rest of its tokens are evaluated together after the prompt, with
+        logits for each (one decode per ``n_batch`` tokens, not one per token). The context
+        is cut back to the prompt between choices."""
         import numpy as np
 
         started = time.perf_counter()
         self._start_from(tokens, request.prefix)
         self.llm.eval(tokens[self.llm.n_tokens:])
         end = len(tokens)
+        first = self._log_softmax(self._last_logits(np), np)
         logprobs: dict[str, float] = {}
         for choice in request.choices:
             ids = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
             if not ids:
                 raise BackendError(f"choice {choice!r} has no tokens")
-            total = 0.0
+            if end + len(ids) > self.n_ctx:
+                raise BackendError(f"choice {choice[:40]!r}... does not fit the context window")
+            total = float(first[ids[0]])
             self.llm.n_tokens = end
-            for k, token in enumerate(ids):
-                if k:
-                    self.llm.eval([ids[k - 1]])
-                logits = self._last_logits(np)
-                top = logits.max()
-                total += float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+            total += self._continuation_logprob(ids, end, np)
             logprobs[choice] = total
         self.llm.n_tokens = end
         return scored(logprobs, prompt_tokens=len(tokens),
                       seconds=time.perf_counter() - started)
+
+    @staticmethod
+    def _log_softmax(logits, np):
+        top = logits.max()
+        return logits - top - np.log(np.exp(logits - top).sum())
+
+    def _continuation_logprob(self, ids: list[int], end: int, np) -> float:
+        """The summed log-probability of ``ids[1:]``, each after the tokens before it,
+        evaluating ``ids[:-1]`` after position ``end`` with logits for every token."""
+        import llama_cpp
+
+        if len(ids) < 2:
+            return 0.0
+        self.llm._ctx.kv_cache_seq_rm(-1, end, -1)
+        feed, targets = ids[:-1], ids[1:]
+        total, n_past, step = 0.0, end, self.llm.n_batch
+        for start in range(0, len(feed), step):
+            chunk = feed[start:start + step]
+            self.llm._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+            self.llm._ctx.decode(self.llm._batch)
+            for i in range(len(chunk)):
+                pointer = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, i)
+                logits = np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).astype(
+                    np.float64)
+                total += float(self._log_softmax(logits, np)[targets[start + i]])
+            n_past += len(chunk)
+        return total
 
     def _last_logits(self, np):
         """The logits after the last evaluated token (llama.cpp keeps only those when the
@@ -353,6 +384,11 @@ class LlamaCppBackend:
 
         s = request.sampling
         tokens = self.tokenize(request.prompt)
+        if request.choices and not tokens:
+            # an empty prompt scores the choices from the start of a document: the model's
+            # BOS token, or its end-of-text token where it has no BOS (SmolLM2)
+            bos = self.llm.token_bos()
+            tokens = [bos if bos >= 0 else self.llm.token_eos()]
         if request.choices:
             if len(tokens) + 8 > self.n_ctx:
                 return Completion.failed(

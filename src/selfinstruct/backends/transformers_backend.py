@@ -82,6 +82,10 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 
 
 class TransformersBackend:
+    # a scoring request's choice is scored token by token, whole (the curated recipe's
+    # round-trip labels and IFD need it; a server's first-token scores cannot)
+    scores_whole_texts = True
+
     def __init__(self, spec: str, *, batch_size: int = 8, device: str | None = None,
                  n_ctx: int = 4096, model_name: str | None = None):
         self.source = resolve_source(spec)
@@ -103,6 +107,9 @@ class TransformersBackend:
         torch, _ = require_torch()
         started = time.perf_counter()
         prompt_ids = self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
+        if not prompt_ids:  # an empty prompt: from the start of a document
+            start = self.tokenizer.bos_token_id
+            prompt_ids = [start if start is not None else self.tokenizer.eos_token_id]
         logprobs: dict[str, float] = {}
         for choice in request.choices:
             choice_ids = self.tokenizer(choice, add_special_tokens=False)["input_ids"]

@@ -22,7 +22,8 @@ _DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 OPTIONS: list[tuple[str, str, type, str]] = [
     ("recipe", "generation", str, ("paper: the original code, decision for decision; refined: "
                                    "calibrated classification, leak and decontamination "
-                                   "filters (see the README)")),
+                                   "filters; curated: refined, and only answers the model "
+                                   "agrees on and recovers (see the README)")),
     ("classifier", "generation", str, ("classification rule: paper (greedy Yes/No) or "
                                        "calibrated (Yes-No margin, threshold fitted on the "
                                        "seeds); default: the recipe's")),
@@ -76,6 +77,19 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("instance_presence_penalty", "instances", float, "presence penalty"),
     ("instance_max_tokens_classification", "instances", int, "max new tokens, classification"),
     ("instance_max_tokens_generation", "instances", int, "max new tokens, other tasks"),
+    ("answers", "curation", int, ("curated recipe: answers sampled per instance, beside its "
+                                  "own output; the kept output is their ROUGE-L medoid")),
+    ("answer_temperature", "curation", float, "sampling temperature of those answers"),
+    ("answer_max_tokens", "curation", int, "max new tokens of an answer"),
+    ("answer_shots", "curation", int, "seed demonstrations before each answer prompt"),
+    ("min_agreement", "curation", float, ("drop an instance whose answers agree less "
+                                          "(mean ROUGE-L of the medoid); default: fitted "
+                                          "on the seed tasks")),
+    ("agreement_fit_tasks", "curation", int, "seed tasks answered to fit it (0: all)"),
+    ("agreement_min_kept", "curation", float, ("the fitted threshold keeps at least this "
+                                               "share of the seed answers")),
+    ("max_ifd", "curation", float, ("drop a pair at this instruction-following difficulty "
+                                    "or above (1: the instruction does not help)")),
 ]
 
 
@@ -96,7 +110,9 @@ METAVARS: dict[str, str] = {
     "bootstrap_presence_penalty": "FLOAT", "bootstrap_max_tokens": "TOKENS",
     "similarity_threshold": "FLOAT", "max_requests": "N", "max_instances_per_task": "N",
     "instance_presence_penalty": "FLOAT", "instance_max_tokens_classification": "TOKENS",
-    "instance_max_tokens_generation": "TOKENS",
+    "instance_max_tokens_generation": "TOKENS", "answers": "K", "answer_temperature": "FLOAT",
+    "answer_max_tokens": "TOKENS", "answer_shots": "N", "min_agreement": "FLOAT",
+    "agreement_fit_tasks": "N", "agreement_min_kept": "SHARE", "max_ifd": "FLOAT",
 }
 
 

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
 
     for name, helptext, handler in (
         ("classify", "stage 2: mark each instruction as classification or not", handle_classify),
-        ("instances", "stage 3: generate, parse and filter instances", handle_instances),
+        ("instances", ("stage 3: generate, parse and filter instances (and, under the curated "
+                       "recipe, answer them again and curate)"), handle_instances),
     ):
         parser = subparsers.add_parser(name, help=helptext)
         parser.add_argument("run", metavar="RUN", help="run directory")
@@ -139,12 +140,15 @@ def handle_classify(args: argparse.Namespace) -> int:
 
 
 def handle_instances(args: argparse.Namespace) -> int:
+    from selfinstruct.stages.answers import answer
     from selfinstruct.stages.instances import generate_instances
     from selfinstruct.stages.postprocess import postprocess
 
     ctx = _existing_run_context(args)
     try:
         generate_instances(ctx)
+        if ctx.config.recipe_settings.curate:
+            answer(ctx)
         result = postprocess(ctx)
         ctx.save_manifest()
     finally:

@@ -93,6 +93,15 @@ class RunConfig:
     instance_presence_penalty: float = 1.5
     instance_max_tokens_classification: int = 300
     instance_max_tokens_generation: int = 350
+    # answers and curation (the curated recipe; see stages/answers.py)
+    answers: int = 4  # candidate answers sampled per instance, beside its own output
+    answer_temperature: float = 0.7
+    answer_max_tokens: int = 128
+    answer_shots: int = 2  # seed demonstrations before each answer prompt
+    min_agreement: float | None = None  # None: fitted on the seed tasks
+    agreement_fit_tasks: int = 80  # seed tasks answered to fit it (0: all)
+    agreement_min_kept: float = 0.3  # the fit keeps at least this share of seed answers
+    max_ifd: float = 1.0  # drop a pair at this instruction-following difficulty or above
 
     def model_options(self) -> ModelOptions:
         """Which model answers and how it is reached (:mod:`selfinstruct.backends.opening`)."""
@@ -139,6 +148,15 @@ class RunConfig:
         bound("n_ctx", 256)
         bound("replicas", 0)
         bound("threads", 0)
+        bound("answers", 1, 16)
+        bound("answer_temperature", 0.0, 2.0)
+        bound("answer_max_tokens", 1)
+        bound("answer_shots", 0, 8)
+        if self.min_agreement is not None:
+            bound("min_agreement", 0.0, 1.0)
+        bound("agreement_fit_tasks", 0)
+        bound("agreement_min_kept", 0.0, 1.0)
+        bound("max_ifd", 0.0)
         if self.base_url is not None:
             try:
                 split_base_urls(self.base_url)
@@ -222,6 +240,12 @@ class RunConfig:
 
     def classification_sampling(self) -> Sampling:
         return Sampling(temperature=0.0, top_p=0.0, max_tokens=3, stop=("\n", "Task"), seed=0)
+
+    def answer_sampling(self, seed: int) -> Sampling:
+        from selfinstruct.prompts.answering import STOP
+
+        return Sampling(temperature=self.answer_temperature, top_p=1.0,
+                        max_tokens=self.answer_max_tokens, stop=STOP, seed=seed)
 
     def instance_sampling(self, is_classification: bool) -> Sampling:
         max_tokens = (self.instance_max_tokens_classification if is_classification

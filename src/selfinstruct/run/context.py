@@ -118,17 +118,18 @@ class RunContext:
                             cache=self.cache, max_concurrency=self.config.max_concurrency,
                             stats=self.usage(stage), budget=self.budget)
 
-    def ask_shared(self, stage: str,
-                   requests: Sequence[Request]) -> Iterator[tuple[int, Completion]]:
+    def ask_shared(self, stage: str, requests: Sequence[Request],
+                   backend: Backend | None = None) -> Iterator[tuple[int, Completion]]:
         """As :meth:`ask`, through the cache that runs of this model share
         (:mod:`selfinstruct.run.shared_cache`) when the backend pins its weights; through
         the run's own cache otherwise."""
+        backend = self.backend if backend is None else backend
         shared = None
-        if pins_weights(self.backend.identity):
+        if pins_weights(backend.identity):
             if self._shared_cache is None:
                 self._shared_cache = open_shared_cache()
             shared = self._shared_cache
-        return run_requests(self.backend, requests,
+        return run_requests(backend, requests,
                             cache=shared if shared is not None else self.cache,
                             max_concurrency=self.config.max_concurrency,
                             stats=self.usage(stage), budget=self.budget)
@@ -136,6 +137,12 @@ class RunContext:
     def record_calibration(self, calibration: dict) -> None:
         """The classify stage's fitted calibration (or why there is none), in the manifest."""
         self.manifest["classification_calibration"] = calibration
+        self.save_manifest()
+
+    def record_curation(self, curation: dict) -> None:
+        """The answers stage's agreement threshold (fitted, or given) and which curation
+        steps ran, with why a step was skipped, in the manifest."""
+        self.manifest["curation"] = curation
         self.save_manifest()
 
     def record_failure(self, record_id: str, stage: str, reason: str | None) -> None:

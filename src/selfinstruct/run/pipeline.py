@@ -1,7 +1,8 @@
 """One data-generation run, stage after stage, over one run directory, and its summary.
 (Generating, fine-tuning and evaluating in rounds is :mod:`selfinstruct.loop`.)
 
-:func:`run_pipeline` runs bootstrap → classify → instances → postprocess → export.
+:func:`run_pipeline` runs bootstrap → classify → instances → (answers, under the curated
+recipe) → postprocess → export.
 Every stage resumes from what the run directory already holds, so the same call on an
 interrupted run finishes it. :func:`summarize` reads the run directory (not in-memory
 counters) so that it describes the whole run, however many sessions it took.
@@ -20,6 +21,7 @@ from selfinstruct.files import now
 from selfinstruct.records import Task
 from selfinstruct.rules.quality import QualityMeasures, measure
 from selfinstruct.run.context import RunContext
+from selfinstruct.stages.answers import answer
 from selfinstruct.stages.bootstrap import bootstrap
 from selfinstruct.stages.classify import classify
 from selfinstruct.stages.export import DEFAULT_NAMES, export
@@ -97,6 +99,9 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
         classify(ctx)
         ctx.save_manifest()
         generate_instances(ctx)
+        if ctx.config.recipe_settings.curate:
+            ctx.save_manifest()
+            answer(ctx)
     except BudgetExhausted:
         ctx.manifest["status"] = "stopped_at_budget"
         ctx.manifest["spent"] = {"tokens": ctx.budget.tokens, "cost_usd": ctx.budget.cost}
@@ -132,6 +137,7 @@ def unresolved_failures(run) -> list[dict]:
         "bootstrap": {r["id"].split(".")[0] for r in run.instructions.recover() + run.rejects.recover()},
         "classify": {r["id"] for r in run.classifications.recover()},
         "instances": {r["id"] for r in run.instances.recover()},
+        "answers": {r["id"] for r in run.answers.recover()},
     }
     open_ = []
     for failure in run.failures.recover():

@@ -17,6 +17,13 @@ A recipe is a bundle of choices, read by the stages through ``RunConfig.recipe_s
   starts with it (the original's colon rule also cuts content: "# TODO: ..." in code).
   Instances may be written by a different adapter of the same model (``--answer-lora``,
   e.g. one fine-tuned on the seed tasks: "round 0").
+- ``curated`` is ``refined`` plus curation by signals the model computes about itself
+  (``stages/answers.py``, ``rules/consensus.py``): each kept instance is answered again
+  ``--answers`` times and the output is the candidates' ROUGE-L medoid, dropped below an
+  agreement threshold fitted on the seed tasks (``no_consensus``); a classification
+  instance whose label the model does not pick back from its own input is dropped
+  (``label_not_recovered``); a pair whose instruction does not make its output likelier
+  (IFD >= 1) is dropped (``instruction_does_not_help``).
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class Recipe:
     # colon when the input has one distinct "word:"; "leading" only when the input starts
     # with that "word:" and a space (a field name), so content is never cut
     field_name_rule: str
+    # the answers stage and the curation filters: consensus over sampled answers, round-trip
+    # labels, the instruction-following-difficulty mismatch filter (``stages/answers.py``)
+    curate: bool = False
 
 
 RECIPES: dict[str, Recipe] = {
@@ -56,6 +66,17 @@ RECIPES: dict[str, Recipe] = {
         drop_truncated_completion=False,
         filter_demonstration_leaks=True,
         field_name_rule="leading",
+    ),
+    "curated": Recipe(
+        name="curated",
+        summary=("refined, and only what the model gets right: answers sampled again and "
+                 "chosen by consensus, classification labels recovered by a round trip, "
+                 "pairs the instruction does not help to answer dropped"),
+        classifier="calibrated",
+        drop_truncated_completion=False,
+        filter_demonstration_leaks=True,
+        field_name_rule="leading",
+        curate=True,
     ),
 }
 DEFAULT_RECIPE = "refined"  # why: README, "Which recipe is the default"

@@ -265,6 +265,7 @@ class RunDir:
         self.rejects = JsonlLog(self.path / "rejects.jsonl")
         self.classifications = JsonlLog(self.path / "classifications.jsonl")
         self.instances = JsonlLog(self.path / "instances.jsonl")
+        self.answers = JsonlLog(self.path / "answers.jsonl")  # the curated recipe's
         self.failures = JsonlLog(self.path / "failures.jsonl")
         self.tasks_path = self.path / "tasks.jsonl"
         self.instance_rejects_path = self.path / "instance_rejects.jsonl"

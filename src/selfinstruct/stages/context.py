@@ -13,7 +13,8 @@ stage          reads                                                           w
 bootstrap      seeds, templates, config                                        instructions, rejects
 classify       instructions; the seeds (to calibrate)                          classifications, the calibration
 instances      classifications                                                 instances
-postprocess    instances, seeds, templates, config                             tasks, instance rejects
+answers        instances (what postprocess would keep); the seeds (to fit)     answers, the curation
+postprocess    instances, answers, seeds, templates, config                    tasks, instance rejects
 export         tasks (a plain function over :class:`~selfinstruct.records.Task`)  one file
 =============  ==============================================================  ==========
 
@@ -68,8 +69,8 @@ class ClassifyContext(Asking, Protocol):
     @property
     def backend(self) -> Backend: ...  # the model (whether it decodes in batches)
 
-    def ask_shared(self, stage: str,
-                   requests: Sequence[Request]) -> Iterator[tuple[int, Completion]]: ...
+    def ask_shared(self, stage: str, requests: Sequence[Request],
+                   backend: Backend | None = None) -> Iterator[tuple[int, Completion]]: ...
 
     def record_calibration(self, calibration: dict) -> None: ...
 
@@ -77,6 +78,16 @@ class ClassifyContext(Asking, Protocol):
 class InstancesContext(Asking, Protocol):
     @property
     def answer_backend(self) -> Backend: ...  # the model, or its --answer-lora adapter
+
+
+class AnswersContext(Asking, Protocol):
+    @property
+    def answer_backend(self) -> Backend: ...  # the model, or its --answer-lora adapter
+
+    def ask_shared(self, stage: str, requests: Sequence[Request],
+                   backend: Backend | None = None) -> Iterator[tuple[int, Completion]]: ...
+
+    def record_curation(self, curation: dict) -> None: ...
 
 
 class PostprocessContext(Settings, Protocol):

@@ -19,6 +19,10 @@ the refined recipe, :mod:`selfinstruct.rules.leaks`) or shares a 13-gram with an
 (``contaminated``, ``--decontaminate``, :mod:`selfinstruct.rules.decontamination`). The paper
 recipe without ``--decontaminate`` runs neither, and writes exactly what it wrote before.
 
+The curated recipe then applies its answers (``answers.jsonl``, :func:`curate_tasks`):
+``no_consensus``, ``label_not_recovered``, ``instruction_does_not_help``, and
+``not_answered`` for a task whose answers failed (asked again on the next run).
+
 Seed tasks are added only with ``include_seeds``. The output files are rewritten
 atomically on each run: this stage is cheap and pure, so it is simply run again.
 """
@@ -122,7 +126,10 @@ def instance_screens(ctx: PostprocessContext) -> list[Screen]:
     return screens
 
 
-def postprocess(ctx: PostprocessContext) -> PostprocessResult:
+def select_tasks(ctx: PostprocessContext) -> tuple[list[Task], list[Reject]]:
+    """Steps 1-5 and the screens over ``instances.jsonl``: the tasks the paper's filters
+    keep (seeds not added), and every reject. Pure: the answers stage calls it to learn
+    which instances it must answer."""
     limit = ctx.config.max_instances_per_task
     tasks: list[Task] = []
     rejects: list[Reject] = []
@@ -145,6 +152,43 @@ def postprocess(ctx: PostprocessContext) -> PostprocessResult:
             continue
         tasks.append(Task(id=task_id, instruction=record["instruction"], instances=kept,
                           is_classification=record["is_classification"]))
+    return tasks, rejects
+
+
+def curate_tasks(ctx: PostprocessContext, tasks: list[Task]) -> tuple[list[Task], list[Reject]]:
+    """The curated recipe's decisions (:func:`selfinstruct.rules.curation.curate`) from
+    ``answers.jsonl``: outputs replaced by their consensus, instances dropped with their
+    reason, and the paper's rules run again on the outputs that changed."""
+    from selfinstruct.rules.curation import curate
+
+    answered = {r["id"]: r for r in ctx.run.answers.recover()}
+    kept_tasks, rejects = [], []
+    for task in tasks:
+        record = answered.get(task.id)
+        if record is None:  # its answers failed: asked again on the next run
+            rejects += [Reject.of_instance(task.id, "not_answered", i) for i in task.instances]
+            rejects.append(Reject.of_task(task.id, "no_valid_instances", task.instruction))
+            continue
+        kept, dropped = curate(task, record, ctx.config.min_agreement, ctx.config.max_ifd)
+        rejects += [Reject.of_instance(task.id, reason, instance, detail)
+                    for instance, reason, detail in dropped]
+        kept, invalid, task_reason = filter_task_instances(kept)
+        rejects += [Reject.of_instance(task.id, reason, instance) for instance, reason in invalid]
+        if task_reason is None and not kept:
+            task_reason = "no_valid_instances"
+        if task_reason:
+            rejects.append(Reject.of_task(task.id, task_reason, task.instruction))
+            continue
+        kept_tasks.append(Task(id=task.id, instruction=task.instruction, instances=kept,
+                               is_classification=task.is_classification))
+    return kept_tasks, rejects
+
+
+def postprocess(ctx: PostprocessContext) -> PostprocessResult:
+    tasks, rejects = select_tasks(ctx)
+    if ctx.config.recipe_settings.curate:
+        tasks, curated = curate_tasks(ctx, tasks)
+        rejects += curated
     if ctx.config.include_seeds:
         tasks.extend(ctx.seeds)
     atomic_write_text(ctx.run.tasks_path, "".join(dumps(t.to_json()) + "\n" for t in tasks))
