@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from selfinstruct.errors import UserError
@@ -93,6 +93,10 @@ class LoopOptions:
     train_with_seeds: bool = False
     # fine-tune every fine-tuned arm again at these seeds (arms NAME@SEED)
     extra_finetune_seeds: list[int] = field(default_factory=list)
+    # the training mix of the rounds' arms (training/mix.py): the seed tasks this many
+    # times (instead of once with train_with_seeds), and a tag line on the generated data
+    seeds_upsample: int = 0
+    synthetic_tag: str | None = None
 
     def validate(self) -> LoopOptions:
         if self.rounds < 1:
@@ -165,7 +169,7 @@ def _generate(options: LoopOptions, round_no: int, served: ServedModel,
 def _train_file(options: LoopOptions, round_no: int, exports: list[Path]) -> Path:
     """Round 1 trains on its own export; later rounds on every round's export so far;
     with ``train_with_seeds``, the seed tasks come first."""
-    if options.train_with_seeds:
+    if options.train_with_seeds and not options.seeds_upsample:
         exports = [_seed_tasks_file(options), *exports]
     if len(exports) == 1:
         return exports[0]
@@ -190,15 +194,19 @@ def finetune_dir(arm_dir: Path, seed: int, options: LoopOptions) -> Path:
 
 
 def _finetune(options: LoopOptions, data: Path, arm_dir: Path,
-              seed: int | None = None) -> ServedModel:
+              seed: int | None = None, mixed: bool = False) -> ServedModel:
     """Fine-tune M on ``data`` at ``seed`` (the loop's seed when None) into its folder of
     ``arm_dir``; returns how to serve the result."""
     from selfinstruct.training import FinetuneOptions, finetune
 
     seed = options.seed if seed is None else seed
     out = finetune_dir(arm_dir, seed, options)
-    result = finetune(FinetuneOptions(data=str(data), out=str(out), base=options.model,
-                                      seed=seed, **options.finetune_overrides))
+    ft = FinetuneOptions(data=str(data), out=str(out), base=options.model, seed=seed,
+                         **options.finetune_overrides)
+    if mixed:
+        ft = replace(ft, seeds_upsample=options.seeds_upsample,
+                     synthetic_tag=options.synthetic_tag, seeds=options.run_overrides.get("seeds"))
+    result = finetune(ft)
     if result.adapter_gguf is not None:  # a GGUF base: serve it on the embedded backend
         return ServedModel(options.model, str(result.adapter_gguf))
     return ServedModel(f"transformers:{result.merged}")
@@ -268,7 +276,7 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
         if options.seeds_only_arm:
             arms["seeds-only"] = seeds_only
             trained["seeds-only"] = (seeds_file, out / "seeds-only")
-    prefix = "seeds+" if options.train_with_seeds else ""
+    prefix = "seeds+" if options.train_with_seeds or options.seeds_upsample else ""
     for round_no in range(1, options.rounds + 1):
         started = time.perf_counter()
         exports.append(_generate(options, round_no, generator, reporter, answer_lora))
@@ -276,14 +284,15 @@ def run_loop(options: LoopOptions, reporter: Reporter | None = None) -> LoopResu
                answer_lora=answer_lora)
         started = time.perf_counter()
         data = _train_file(options, round_no, exports)
-        generator = _finetune(options, data, out / f"round-{round_no}")
+        generator = _finetune(options, data, out / f"round-{round_no}", mixed=True)
         arms[f"{prefix}round-{round_no}"] = generator
         trained[f"{prefix}round-{round_no}"] = (data, out / f"round-{round_no}")
         _timed(steps, f"round-{round_no} finetune", started, data=str(data))
     for seed in options.extra_finetune_seeds:
         for arm, (data, arm_dir) in trained.items():
             started = time.perf_counter()
-            arms[f"{arm}{SEED_MARK}{seed}"] = _finetune(options, data, arm_dir, seed)
+            arms[f"{arm}{SEED_MARK}{seed}"] = _finetune(options, data, arm_dir, seed,
+                                                        mixed=arm != "seeds-only")
             _timed(steps, f"{arm}{SEED_MARK}{seed} finetune", started, seed=seed)
 
     comparison = None

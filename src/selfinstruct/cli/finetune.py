@@ -42,6 +42,16 @@ def register(subparsers) -> None:
     parser.add_argument("--templates", metavar="DIR",
                         help="prompt templates directory whose finetuning_templates.json lays "
                              "out alpaca/parquet examples (default: the bundled templates)")
+    data = parser.add_argument_group("training mix")
+    data.add_argument("--with-seeds", type=int, dest="seeds_upsample", default=0, metavar="N",
+                      help="add the seed tasks' instances N times (each copy in its own "
+                           "template) to the data")
+    data.add_argument("--synthetic-tag", metavar="TEXT",
+                      help="a first line put before the prompt of every example of --data "
+                           "(the machine-written ones); the seeds, and the prompts at "
+                           "inference, go untagged. E.g. '[machine-written]'")
+    data.add_argument("--seeds", metavar="FILE",
+                      help="the seed tasks for --with-seeds (default: the bundled ones)")
     model = parser.add_argument_group("method")
     model.add_argument("--full", action="store_true",
                        help="full fine-tuning instead of LoRA")

@@ -37,6 +37,12 @@ def register(subparsers) -> None:
                            "write the instances (--answer-lora); needs a GGUF model")
     loop.add_argument("--train-with-seeds", action="store_true",
                       help="fine-tune each round on the seed tasks plus the generated data")
+    loop.add_argument("--with-seeds", type=int, default=0, metavar="N", dest="seeds_upsample",
+                      help="fine-tune each round on the generated data and the seed tasks N "
+                           "times (as 'finetune --with-seeds')")
+    loop.add_argument("--synthetic-tag", metavar="TEXT",
+                      help="tag the generated examples' prompts with this first line (as "
+                           "'finetune --synthetic-tag'); the seeds go untagged")
     train = parser.add_argument_group("fine-tuning options (see selfinstruct finetune)")
     train.add_argument("--epochs", type=float, help="epochs (default: 2, as in the paper)")
     train.add_argument("--max-steps", type=int, help="cap on optimizer steps")
@@ -111,7 +117,8 @@ def handle(args: argparse.Namespace) -> int:
         user_oriented_max_tokens=args.user_oriented_max_tokens,
         judge_model=args.judge, decontaminate_eval=args.decontaminate_eval,
         round_zero=args.round_zero, train_with_seeds=args.train_with_seeds,
-        extra_finetune_seeds=args.extra_finetune_seeds)
+        extra_finetune_seeds=args.extra_finetune_seeds, seeds_upsample=args.seeds_upsample,
+        synthetic_tag=args.synthetic_tag)
     result = run_loop(options, SilentReporter() if args.quiet else RichReporter())
     for step in result.steps:
         print(f"{step['step']}: {step['seconds']:.0f} s")

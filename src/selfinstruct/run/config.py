@@ -22,10 +22,13 @@ from selfinstruct.run.recipes import CLASSIFIERS, DEFAULT_RECIPE, RECIPES, Recip
 # Fields that may change between a run and its resumption without changing any record.
 # Where the requests run (executor, ray_address, replicas) is one: the embedded model gives
 # the same completion for a request wherever it runs, and cache keys ignore it.
+# So are the curation thresholds: they decide in postprocess, which runs again on every
+# session, and ask no model.
 RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_requests",
                               "request_timeout", "max_tokens_total", "max_cost",
                               "input_price", "output_price",
-                              "executor", "ray_address", "replicas", "threads"})
+                              "executor", "ray_address", "replicas", "threads",
+                              "min_agreement", "max_ifd"})
 EXECUTORS = ("local", "ray")
 # Defaults that have changed. A manifest stores every field, so one that lacks a field was
 # written before the field existed, under the behaviour of that time: no recipe meant the

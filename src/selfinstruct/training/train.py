@@ -70,6 +70,11 @@ class FinetuneOptions:
     threads: int | None = None
     quiet: bool = False
     force_new: bool = False
+    # the training mix (training/mix.py): the seed tasks added this many times, and a first
+    # line put before the prompt of every example of ``data`` (the machine-written ones)
+    seeds_upsample: int = 0
+    synthetic_tag: str | None = None
+    seeds: str | None = None  # the seed tasks file; None: the bundled seeds
 
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
@@ -90,6 +95,10 @@ class FinetuneOptions:
             raise UserError(f"--max-steps: must be at least 1, not {self.max_steps}")
         if self.epochs <= 0:
             raise UserError(f"--epochs: must be positive, not {self.epochs}")
+        if not 0 <= self.seeds_upsample <= 100:
+            raise UserError(f"--with-seeds: must be between 0 and 100, not {self.seeds_upsample}")
+        if self.synthetic_tag is not None and not self.synthetic_tag.strip():
+            raise UserError("--synthetic-tag: the tag is empty")
         if not 0 <= self.lora_dropout < 1:
             raise UserError(f"--lora-dropout: must be in [0, 1), not {self.lora_dropout}")
         if self.learning_rate is not None and self.learning_rate <= 0:
@@ -188,6 +197,12 @@ def finetune(options: FinetuneOptions) -> FinetuneResult:
     out = Path(options.out)
     templates = PromptTemplates.load(options.templates) if options.templates else None
     data = read_training_data(options.data, templates, options.seed)
+    if options.seeds_upsample or options.synthetic_tag:
+        from selfinstruct.seeds import load_seeds
+        from selfinstruct.training.mix import mix
+
+        data = mix(data, load_seeds(options.seeds), options.seeds_upsample,
+                   options.synthetic_tag, templates or PromptTemplates.load(), options.seed)
     source = resolve_source(options.base)
     manifest = _new_manifest(options, data, source.label)
     passive_openmp_threads()
