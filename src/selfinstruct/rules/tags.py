@@ -13,6 +13,10 @@ tag                           value
 ``classification_margin``     the calibrated classifier's score (``classifications.jsonl``,
                               ``margin``); the task is classification when it is above
 ``classification_threshold``  the threshold it was compared with
+``answer_agreement``          the curated recipe: the mean ROUGE-L of the kept output (the
+                              medoid) to the other sampled answers (``answers.jsonl``)
+``ifd``                       the curated recipe: the output's loss after its prompt over its
+                              loss alone (below 1: the instruction helps predict it)
 ``echo``                      the output echoes the instruction
                               (:func:`selfinstruct.rules.quality.is_echo`)
 ``instruction_words``         whitespace-separated words, as the report counts them
@@ -20,8 +24,9 @@ tag                           value
 ``output_words``
 ============================  ==============================================================
 
-The first four are null where the run has no value: seed tasks (``--include-seeds``), a
-task without a record, the paper's classification rule (it writes no margin). The tags
+The first six are null where the run has no value: seed tasks (``--include-seeds``), a
+task without a record, the paper's classification rule (it writes no margin), a recipe
+other than curated (no answers), a classification task (no sampled answers: no agreement). The tags
 are the instance's own, so an instance exported twice carries the same tags twice.
 
 What it leaves out: the model's log-probability of its output; no backend records it, and
@@ -49,6 +54,8 @@ TAGS: tuple[tuple[str, type], ...] = (
     ("nearest_instruction", str),
     ("classification_margin", float),
     ("classification_threshold", float),
+    ("answer_agreement", float),
+    ("ifd", float),
     ("echo", bool),
     ("instruction_words", int),
     ("input_words", int),
@@ -84,12 +91,15 @@ class RunTags:
 
     nearest: dict[str, tuple[str, float]] = field(default_factory=dict)
     classification: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    # (task id, input) -> (agreement, IFD), from the curated recipe's answers.jsonl
+    answers: dict[tuple[str, str], tuple[float | None, float | None]] = field(
+        default_factory=dict)
 
     @classmethod
-    def from_records(cls, instructions: Iterable[dict],
-                     classifications: Iterable[dict]) -> RunTags:
-        """From ``instructions.jsonl`` and ``classifications.jsonl`` records (the last record
-        of an id wins)."""
+    def from_records(cls, instructions: Iterable[dict], classifications: Iterable[dict],
+                     answers: Iterable[dict] = ()) -> RunTags:
+        """From ``instructions.jsonl``, ``classifications.jsonl`` and ``answers.jsonl``
+        records (the last record of an id wins)."""
         nearest: dict[str, tuple[str, float]] = {}
         for record in instructions:
             found = _nearest(record)
@@ -100,7 +110,14 @@ class RunTags:
             margin = _number(record.get("margin"))
             if margin is not None and isinstance(record.get("id"), str):
                 classification[record["id"]] = (margin, _number(record.get("threshold")))
-        return cls(nearest, classification)
+        scores: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        for record in answers:
+            for entry in record.get("instances") or []:
+                if isinstance(record.get("id"), str) and isinstance(entry, dict) \
+                        and isinstance(entry.get("input"), str):
+                    scores[(record["id"], entry["input"])] = (_number(entry.get("agreement")),
+                                                              _number(entry.get("ifd")))
+        return cls(nearest, classification, scores)
 
 
 def read_run_tags(run_dir: str | Path) -> RunTags:
@@ -109,18 +126,22 @@ def read_run_tags(run_dir: str | Path) -> RunTags:
     from selfinstruct.run.rundir import RunDir
 
     run = RunDir(run_dir)
-    return RunTags.from_records(run.instructions.read(), run.classifications.read())
+    return RunTags.from_records(run.instructions.read(), run.classifications.read(),
+                                run.answers.read())
 
 
 def instance_tags(task: Task, instance: Instance, tags: RunTags) -> dict:
     """The tags of one exported row, in :data:`TAGS` order."""
     nearest = tags.nearest.get(task.id)
     margin, threshold = tags.classification.get(task.id, (None, None))
+    agreement, ifd = tags.answers.get((task.id, instance.input), (None, None))
     return {
         "max_rouge_l": nearest[1] if nearest else None,
         "nearest_instruction": nearest[0] if nearest else None,
         "classification_margin": margin,
         "classification_threshold": threshold,
+        "answer_agreement": agreement,
+        "ifd": ifd,
         "echo": is_echo(task.instruction, instance.output),
         "instruction_words": word_count(task.instruction),
         "input_words": word_count(instance.input),

@@ -224,6 +224,10 @@ _TAG_COLUMNS = (
     ("classification_margin", "float",
      "the calibrated classifier's score; null under the paper's rule"),
     ("classification_threshold", "float", "the threshold that score was compared with"),
+    ("answer_agreement", "float", ("the curated recipe: the output's mean ROUGE-L to the "
+                                   "model's other sampled answers; null otherwise")),
+    ("ifd", "float", ("the curated recipe: the output's loss after its prompt over its loss "
+                      "alone; null otherwise")),
     ("echo", "bool", "the output is 1 or 2 words, all of them in the instruction"),
     ("instruction_words", "int", "words in the instruction"),
     ("input_words", "int", "words in the input"),

@@ -100,7 +100,7 @@ def test_tags_from_the_run_records(run):
     assert instance_tags(review, review.instances[1], tags) == {
         "max_rouge_l": 0.625, "nearest_instruction": "Is this sentence positive?",
         "classification_margin": 2.5, "classification_threshold": 0.5,
-        "echo": True, "instruction_words": 6, "input_words": 5, "output_words": 1}
+        "answer_agreement": None, "ifd": None, "echo": True, "instruction_words": 6, "input_words": 5, "output_words": 1}
     first = instance_tags(fruit, fruit.instances[0], tags)
     assert first["echo"] is False and first["output_words"] == 6 and first["input_words"] == 0
     assert list(first) == list(TAG_NAMES)
@@ -108,8 +108,20 @@ def test_tags_from_the_run_records(run):
     assert seed.id == "seed_task_0"
     assert instance_tags(seed, seed.instances[0], tags) == {
         "max_rouge_l": None, "nearest_instruction": None, "classification_margin": None,
-        "classification_threshold": None, "echo": False, "instruction_words": 4,
+        "classification_threshold": None, "answer_agreement": None, "ifd": None,
+        "echo": False, "instruction_words": 4,
         "input_words": 1, "output_words": 1}
+
+
+def test_answer_tags_come_from_the_answers_records():
+    tags = RunTags.from_records([], [], [{"id": "t1", "instances": [
+        {"input": "cat", "output": "tac", "agreement": 0.75, "ifd": 0.4},
+        {"input": "dog", "output": "Positive", "ifd": 1.2}]}])
+    task = Task("t1", "Reverse the word.", [Instance("cat", "tac")], False)
+    row = instance_tags(task, Instance("cat", "tac"), tags)
+    assert (row["answer_agreement"], row["ifd"]) == (0.75, 0.4)
+    row = instance_tags(task, Instance("dog", "Positive"), tags)
+    assert (row["answer_agreement"], row["ifd"]) == (None, 1.2)
 
 
 def test_tags_are_null_without_margins_or_records():
@@ -199,7 +211,9 @@ def test_parquet_carries_typed_tag_columns(run, tmp_path):
     types = {name: str(tagged.schema.field(name).type) for name in names}
     assert types == {"quality_max_rouge_l": "double", "quality_nearest_instruction": "string",
                      "quality_classification_margin": "double",
-                     "quality_classification_threshold": "double", "quality_echo": "bool",
+                     "quality_classification_threshold": "double",
+                     "quality_answer_agreement": "double", "quality_ifd": "double",
+                     "quality_echo": "bool",
                      "quality_instruction_words": "int64", "quality_input_words": "int64",
                      "quality_output_words": "int64"}
     assert tagged.column("quality_max_rouge_l").null_count == 5
