@@ -16,6 +16,7 @@ from selfinstruct.cli.hub_export import add_hub_options, check_hub_args, export_
 from selfinstruct.cli.options import OPTIONS, add_config_options
 from selfinstruct.cli.run import add_run_dir_options, context_from_args
 from selfinstruct.errors import UserError
+from selfinstruct.files import check_outputs
 
 
 def register(subparsers) -> None:
@@ -177,6 +178,7 @@ def handle_export(args: argparse.Namespace) -> int:
             tasks = apply_reviews(ctx.run.path, tasks)
             name = f"reviewed_{name}"
         target = args.output or ctx.run.exports / name
+        _check_export_target(target, ctx.run.path, args.format)
         if args.format == "hf":
             path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
         else:
@@ -194,6 +196,16 @@ def handle_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_target(target, run: Path, fmt: str) -> None:
+    """The output rule (:func:`selfinstruct.files.check_outputs`): inside a run only its
+    own ``exports/``; ``--format hf`` a folder this tool made, or a new or empty one."""
+    legacy = None
+    if fmt == "hf":
+        from selfinstruct.stages.export_hub import hub_folder_before_markers as legacy
+    check_outputs({"-o": target}, {"RUN": run}, owned=(run / "exports",),
+                  folders=("-o",) if fmt == "hf" else (), legacy=legacy)
+
+
 def _export_seeds(args: argparse.Namespace) -> int:
     from selfinstruct.stages.export import export_seed_tasks
 
@@ -204,6 +216,7 @@ def _export_seeds(args: argparse.Namespace) -> int:
     if args.reviewed:
         raise UserError("export --seeds: --reviewed applies to a run, not to seed tasks")
     seeds = None if args.seeds == "bundled" else args.seeds
+    check_outputs({"-o": args.output}, {"--seeds": seeds})
     path, tasks = export_seed_tasks(seeds, args.format, args.output, args.seed,
                                     tags=args.tags)
     rows = sum(len(t.instances) for t in tasks)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.files import atomic_write, check_output_path
+from selfinstruct.files import atomic_write, check_outputs
 from selfinstruct.novelty.index import DEFAULT_THRESHOLD, NoveltyIndex
 
 __all__ = ["DedupSummary", "Record", "dedup_file", "read_records"]
@@ -156,9 +156,10 @@ def dedup_file(
     if not (isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0):
         raise UserError(f"--threshold must be between 0 and 1, got {threshold!r}")
     started = time.perf_counter()
-    for target in (out_path, rejects_path):
-        if target is not None:  # before the work, not after it
-            check_output_path(target)
+    # the one output rule, before the work, not after it: no target in a run directory,
+    # none equal to an input or to the other output, none that is not a regular file
+    check_outputs({"-o": out_path, "--rejects": rejects_path},
+                  {"IN": in_path, "--against": against})
     records = read_records(in_path, field)
     seeds = read_records(against, field) if against is not None else []
     index = NoveltyIndex((s.text for s in seeds), use_stemmer=use_stemmer)

@@ -1,0 +1,173 @@
+"""Issue #29: nothing a user types destroys a run, and a dead server never ends as
+"finished".
+
+Each test is one case, through the CLI (in process, or a real process where a signal is
+involved). No model is loaded: runs are built by hand (``test_nothing_lost.make_run``) or
+made against ``fake_openai_server.FakeServer``. RELIABILITY.md lists the cases.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_in_process import cli
+from test_nothing_lost import TASKS, assert_one_line_error, make_run, snapshot
+
+from selfinstruct.files import OUTPUT_MARKER
+
+
+@pytest.fixture(autouse=True)
+def _no_report(monkeypatch):
+    import selfinstruct.analysis
+
+    monkeypatch.setattr(selfinstruct.analysis, "analysis_available", lambda: False)
+
+
+# --- 1. one rule for every output path ---------------------------------------------------
+
+RUN_FILES = ("instructions.jsonl", "tasks.jsonl", "manifest.json", "cache.sqlite", ".lock")
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+@pytest.mark.parametrize("fmt", ["alpaca", "prompt-completion", "chat", "parquet"])
+def test_export_onto_one_of_the_runs_own_files_is_refused(tmp_path, capsys, name, fmt):
+    run = make_run(tmp_path)
+    (run / "cache.sqlite").write_bytes(b"")
+    (run / ".lock").write_bytes(b"")
+    before = snapshot(run)
+    code, out, err = cli(capsys, "export", run, "--format", fmt, "-o", run / name)
+    assert_one_line_error(code, err, "-o", str(run / name), "inside the run directory")
+    assert out == ""
+    assert snapshot(run) == before
+
+
+def test_exporting_another_run_into_a_live_runs_files_is_refused(tmp_path, capsys):
+    source, live = make_run(tmp_path, name="a"), make_run(tmp_path, name="b")
+    before = snapshot(live)
+    for target in (live / "instructions.jsonl", live / "new.json", live / "sub" / "x.json",
+                   live / "exports" / "alpaca.json"):
+        code, _, err = cli(capsys, "export", source, "-o", target)
+        assert_one_line_error(code, err, str(live), "inside the run directory")
+    assert snapshot(live) == before
+    assert not (live / "sub").exists() and not (live / "exports").exists()
+
+
+def test_export_into_its_own_exports_and_outside_still_works(tmp_path, capsys):
+    run = make_run(tmp_path)
+    assert cli(capsys, "export", run)[0] == 0
+    assert json.loads((run / "exports" / "alpaca.json").read_text())[0]["output"]
+    assert cli(capsys, "export", run, "-o", run / "exports" / "mine.json")[0] == 0
+    code, _, err = cli(capsys, "export", run, "-o", tmp_path / "out.json")
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "out.json").read_text())) == len(TASKS)
+
+
+def test_export_seeds_onto_its_own_input_is_refused(tmp_path, capsys):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"id": "s1", "name": "s1", "instruction": "Say hi.",
+                                 "instances": [{"input": "", "output": "hi"}],
+                                 "is_classification": False}) + "\n")
+    before = seeds.read_bytes()
+    code, _, err = cli(capsys, "export", "--seeds", seeds, "-o", seeds)
+    assert_one_line_error(code, err, "-o", "is the input --seeds")
+    assert seeds.read_bytes() == before
+
+
+def test_export_seeds_into_a_run_is_refused(tmp_path, capsys):
+    run = make_run(tmp_path)
+    before = snapshot(run)
+    code, _, err = cli(capsys, "export", "--seeds", "-o", run / "tasks.jsonl")
+    assert_one_line_error(code, err, "inside the run directory")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("case", ["out-is-in", "rejects-is-out", "rejects-is-in",
+                                  "out-is-against", "out-in-run"])
+def test_dedup_outputs_onto_inputs_each_other_or_a_run_are_refused(tmp_path, capsys, case):
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Write word {i} down."}) + "\n"
+                            for i in range(3)))
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"instruction": "Say hi."}) + "\n")
+    run = make_run(tmp_path)
+    other = tmp_path / "a.jsonl"
+    args = {"out-is-in": ["-o", data],
+            "rejects-is-out": ["-o", other, "--rejects", other],
+            "rejects-is-in": ["-o", other, "--rejects", data],
+            "out-is-against": ["-o", seeds, "--against", seeds],
+            "out-in-run": ["-o", run / "instructions.jsonl"]}[case]
+    before = snapshot(tmp_path)
+    code, out, err = cli(capsys, "dedup", data, *args)
+    assert_one_line_error(code, err)
+    assert out == ""
+    assert snapshot(tmp_path) == before
+
+
+def test_dedup_through_a_hard_link_to_its_input_is_refused(tmp_path, capsys):
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"instruction": "Say hi."}) + "\n")
+    link = tmp_path / "link.jsonl"
+    link.hardlink_to(data)
+    code, _, err = cli(capsys, "dedup", data, "-o", link)
+    assert_one_line_error(code, err, "is the input IN")
+
+
+def test_hf_export_refuses_a_users_folder_and_rewrites_its_own(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    run = make_run(tmp_path)
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "notes.txt").write_text("keep me")
+    code, _, err = cli(capsys, "export", run, "--format", "hf", "-o", users)
+    assert_one_line_error(code, err, str(users), "did not create", "notes.txt")
+    assert sorted(p.name for p in users.iterdir()) == ["notes.txt"]
+    own = tmp_path / "hf"
+    assert cli(capsys, "export", run, "--format", "hf", "-o", own)[0] == 0
+    assert (own / OUTPUT_MARKER).is_file() and (own / "README.md").is_file()
+    assert cli(capsys, "export", run, "--format", "hf", "-o", own)[0] == 0  # its own: again
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(capsys, "export", run, "--format", "hf", "-o", empty)[0] == 0
+
+
+def test_hf_export_into_a_run_or_around_its_run_is_refused(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    run = make_run(tmp_path)
+    before = snapshot(run)
+    code, _, err = cli(capsys, "export", run, "--format", "hf", "-o", run)
+    assert_one_line_error(code, err, "inside the run directory")
+    code, _, err = cli(capsys, "export", run, "--format", "hf", "-o", run / "hf")
+    assert_one_line_error(code, err, "inside the run directory")
+    assert snapshot(run) == before
+
+
+def test_report_refuses_a_report_folder_holding_the_users_files(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from selfinstruct.analysis import analysis_available
+
+    if not analysis_available():
+        pytest.skip("needs selfinstruct[analysis]")
+    run = make_run(tmp_path)
+    (run / "report").mkdir()
+    (run / "report" / "draft.docx").write_text("mine")
+    code, _, err = cli(capsys, "report", run)
+    assert_one_line_error(code, err, "draft.docx", "did not create")
+    assert sorted(p.name for p in (run / "report").iterdir()) == ["draft.docx"]
+
+
+def test_eval_and_finetune_outputs_inside_a_run_are_refused(tmp_path, capsys):
+    run = make_run(tmp_path)
+    data = tmp_path / "data.jsonl"
+    data.write_text("{}\n")
+    before = snapshot(run)
+    for argv in (["eval", "superni", "score", "--data", data, "--predictions", data,
+                  "-o", run / "manifest.json"],
+                 ["eval", "superni", "score", "--data", data, "--predictions", data,
+                  "-o", data],
+                 ["eval", "superni", "compare", "--data", data, "--arm", f"a={data}",
+                  "--out", run],
+                 ["finetune", "--data", data, "--out", run / "ft"]):
+        code, _, err = cli(capsys, *argv)
+        assert_one_line_error(code, err)
+    assert snapshot(run) == before
