@@ -45,13 +45,17 @@ def call_with_retry(
     stats: RetryStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
     jitter_seed: int = 0,
+    give_up: Callable[[], bool] | None = None,
 ) -> T:
+    """``fn()``, retried on :class:`TransientBackendError` up to the policy's attempts;
+    ``give_up()`` true after a failed attempt ends the retries at once (the server has been
+    failing for too long: :class:`selfinstruct.backends.requests.Outage`)."""
     rng = random.Random(jitter_seed)
     for attempt in range(1, policy.max_attempts + 1):
         try:
             return fn()
         except TransientBackendError as exc:
-            if attempt == policy.max_attempts:
+            if attempt == policy.max_attempts or (give_up is not None and give_up()):
                 raise
             if stats is not None:
                 stats.retries += 1

@@ -5,7 +5,8 @@ Thin by design. Each command lives in its own module under ``selfinstruct.cli`` 
 parses nothing itself: it calls the library and renders the result. Library errors
 (:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2, and so
 does any OSError, SQLite error or undecodable text that reaches this boundary (naming the
-path where the error carries one); a run stopped by its budget exits with code 3.
+path where the error carries one); a run stopped by its budget exits with code 3, and one
+whose requests still failed after their retries (status ``incomplete``) with code 4.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 
 from selfinstruct import __version__
 from selfinstruct.backends.budget import BudgetExhausted
-from selfinstruct.errors import UserError
+from selfinstruct.errors import EXIT_INCOMPLETE, RunIncomplete, UserError
 
 COMMAND_MODULES = ("run", "stages", "dedup", "evaluate", "report", "review", "finetune", "loop")
 
@@ -63,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfinstruct: stopped: {exc}; everything so far is saved, re-run with a "
               "higher budget to continue", file=sys.stderr)
         return 3
+    except RunIncomplete as exc:
+        print(f"selfinstruct: incomplete: {one_line(str(exc))}", file=sys.stderr)
+        for line in exc.details:
+            print(f"selfinstruct:   {one_line(line)}", file=sys.stderr)
+        print("selfinstruct: everything answered is saved; re-run the same command when "
+              "the server is back to continue", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("selfinstruct: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

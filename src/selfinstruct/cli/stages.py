@@ -89,6 +89,10 @@ def _read_only_run(args: argparse.Namespace):
         _warn(f"{view.run.path} is marked running but no process is writing it (its last "
               "session was stopped); this export holds the tasks of its last completed "
               "'instances' stage; re-run it to finish")
+    elif view.manifest.get("status") == "incomplete":
+        _warn(f"{view.run.path} is incomplete: requests of its last session failed for good "
+              "(failures.jsonl); this export lacks what they would have added; re-run the "
+              "run to send them again")
     return view
 
 

@@ -19,7 +19,7 @@ from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.opening import check_model, open_model
 from selfinstruct.backends.pool.endpoints import has_redacted_credentials
 from selfinstruct.backends.registry import ModelInfo
-from selfinstruct.backends.requests import UsageStats, run_requests
+from selfinstruct.backends.requests import Outage, UsageStats, run_requests
 from selfinstruct.errors import UserError
 from selfinstruct.files import now
 from selfinstruct.progress import Reporter, SilentReporter
@@ -58,6 +58,7 @@ class RunContext:
     _cache: ResponseCache | None = None
     _shared_cache: ResponseCache | None = None
     _budget: Budget | None = None
+    _outage: Outage | None = None  # how long the server has failed (--give-up-after)
     manifest: dict = field(default_factory=dict)
     _lock: RunLock | None = None  # this process's writer lock on the run directory
 
@@ -107,6 +108,13 @@ class RunContext:
                                   c.output_price, prompt, completion)
         return self._budget
 
+    @property
+    def outage(self) -> Outage:
+        """One clock of the server's failures for every stage of this session."""
+        if self._outage is None:
+            self._outage = Outage(self.config.give_up_after)
+        return self._outage
+
     def usage(self, stage: str) -> UsageStats:
         return self.stats.setdefault(stage, UsageStats())
 
@@ -116,7 +124,8 @@ class RunContext:
         with this run's cache, budget, concurrency and the stage's usage counters."""
         return run_requests(self.backend if backend is None else backend, requests,
                             cache=self.cache, max_concurrency=self.config.max_concurrency,
-                            stats=self.usage(stage), budget=self.budget)
+                            stats=self.usage(stage), budget=self.budget,
+                            outage=self.outage)
 
     def ask_shared(self, stage: str,
                    requests: Sequence[Request]) -> Iterator[tuple[int, Completion]]:
@@ -131,7 +140,8 @@ class RunContext:
         return run_requests(self.backend, requests,
                             cache=shared if shared is not None else self.cache,
                             max_concurrency=self.config.max_concurrency,
-                            stats=self.usage(stage), budget=self.budget)
+                            stats=self.usage(stage), budget=self.budget,
+                            outage=self.outage)
 
     def record_calibration(self, calibration: dict) -> None:
         """The classify stage's fitted calibration (or why there is none), in the manifest."""

@@ -546,7 +546,7 @@ def test_a_key_echoed_uppercased_never_reaches_a_file(tmp_path, capsys, monkeypa
     run = tmp_path / "r"
     with FakeServer(mode="echo-key") as server:
         code, out, err = fake_run(capsys, server, run, "--max-requests", "2")
-    assert code in (0, 3), err  # every request failed (400): stopped at the request cap
+    assert code == 4, err  # every request failed (400): the run ends incomplete (exit 4)
     failures = (run / "failures.jsonl").read_text()
     assert "KEY=***" in failures
     assert key.lower() not in (out + err + failures).lower()

@@ -9,9 +9,12 @@ made against ``fake_openai_server.FakeServer``. RELIABILITY.md lists the cases.
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from cli_in_process import cli
+from fake_openai_server import FakeServer
 from test_nothing_lost import TASKS, assert_one_line_error, make_run, snapshot
 
 from selfinstruct.files import OUTPUT_MARKER
@@ -171,3 +174,78 @@ def test_eval_and_finetune_outputs_inside_a_run_are_refused(tmp_path, capsys):
         code, _, err = cli(capsys, *argv)
         assert_one_line_error(code, err)
     assert snapshot(run) == before
+
+
+# --- 2. a dead server never ends as "finished" -------------------------------------------
+
+def _run(capsys, server: FakeServer, run: Path, *extra) -> tuple[int, str, str]:
+    return cli(capsys, "run", "--out", run, "--base-url", server.url, "--model", "fake",
+               "--num-instructions", "4", "--quiet", *extra)
+
+
+def _exports(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run / "exports").glob("*"))}
+
+
+def test_a_server_that_dies_ends_incomplete_and_a_resume_fills_in_identically(
+        tmp_path, capsys):
+    with FakeServer(deterministic=True) as server:
+        code, _, err = _run(capsys, server, tmp_path / "whole")
+        assert code == 0, err
+        total = server.requests
+    whole = _exports(tmp_path / "whole")
+    assert whole["alpaca.json"] != b"[]\n"
+
+    run = tmp_path / "broken"
+    with FakeServer(deterministic=True, dead_after=total // 2) as server:
+        started = time.monotonic()
+        code, out, err = _run(capsys, server, run, "--give-up-after", "1")
+        took = time.monotonic() - started
+        assert code == 4, err
+        assert "Traceback" not in err
+        assert "incomplete" in err and "--give-up-after" in err
+        assert "asked" in err and "answered" in err and "last error" in err
+        assert took < 30, took  # gave up instead of retrying every remaining request
+        assert server.dropped < 10
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["status"] == "incomplete"
+        assert not (run / "exports").exists() or not any((run / "exports").iterdir())
+        assert "exports" not in manifest
+
+        server.revive()  # the server is back: the same command finishes the run
+        code, _, err = _run(capsys, server, run)
+        assert code == 0, err
+    assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
+    assert _exports(run) == whole
+
+
+def test_requests_failing_for_good_end_incomplete_without_exports(tmp_path, capsys):
+    run = tmp_path / "r"
+    with FakeServer(mode="bad-instances") as server:
+        code, out, err = _run(capsys, server, run)
+        assert code == 4, err
+        assert "Traceback" not in err
+        assert "instances: asked" in err and "HTTP 400" in err
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["status"] == "incomplete" and "failed" in manifest["stop_reason"]
+        assert not (run / "exports" / "alpaca.json").exists()
+        assert (run / "failures.jsonl").read_text().count("\n") >= 1
+        server.mode = "ok"  # answers instances again
+        code, _, err = _run(capsys, server, run)
+    assert code == 0, err
+    assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
+    assert json.loads((run / "exports" / "alpaca.json").read_text())
+
+
+def test_give_up_after_is_checked_like_every_option(tmp_path, capsys):
+    with FakeServer() as server:
+        code, _, err = _run(capsys, server, tmp_path / "r", "--give-up-after", "-1")
+    assert_one_line_error(code, err, "--give-up-after")
+    assert not (tmp_path / "r").exists()
+
+
+def test_exporting_an_incomplete_run_warns(tmp_path, capsys):
+    run = make_run(tmp_path, status="incomplete")
+    code, out, err = cli(capsys, "export", run, "-o", tmp_path / "a.json")
+    assert code == 0, err
+    assert "warning" in err and "incomplete" in err and "failures.jsonl" in err
