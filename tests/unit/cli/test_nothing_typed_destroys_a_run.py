@@ -199,7 +199,7 @@ def test_a_server_that_dies_ends_incomplete_and_a_resume_fills_in_identically(
     run = tmp_path / "broken"
     with FakeServer(deterministic=True, dead_after=total // 2) as server:
         started = time.monotonic()
-        code, out, err = _run(capsys, server, run, "--give-up-after", "1")
+        code, _, err = _run(capsys, server, run, "--give-up-after", "1")
         took = time.monotonic() - started
         assert code == 4, err
         assert "Traceback" not in err
@@ -222,7 +222,7 @@ def test_a_server_that_dies_ends_incomplete_and_a_resume_fills_in_identically(
 def test_requests_failing_for_good_end_incomplete_without_exports(tmp_path, capsys):
     run = tmp_path / "r"
     with FakeServer(mode="bad-instances") as server:
-        code, out, err = _run(capsys, server, run)
+        code, _, err = _run(capsys, server, run)
         assert code == 4, err
         assert "Traceback" not in err
         assert "instances: asked" in err and "HTTP 400" in err
@@ -246,6 +246,6 @@ def test_give_up_after_is_checked_like_every_option(tmp_path, capsys):
 
 def test_exporting_an_incomplete_run_warns(tmp_path, capsys):
     run = make_run(tmp_path, status="incomplete")
-    code, out, err = cli(capsys, "export", run, "-o", tmp_path / "a.json")
+    code, _, err = cli(capsys, "export", run, "-o", tmp_path / "a.json")
     assert code == 0, err
     assert "warning" in err and "incomplete" in err and "failures.jsonl" in err
