@@ -7,6 +7,7 @@ stopped. ``generate`` creates the run directory; the others read its manifest.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -203,9 +204,11 @@ def handle_export(args: argparse.Namespace) -> int:
 def _check_export_target(target, run: Path, fmt: str) -> None:
     """The output rule (:func:`selfinstruct.files.check_outputs`): inside a run only its
     own ``exports/``; ``--format hf`` a folder this tool made, or a new or empty one."""
-    legacy = None
+    legacy: Callable[[Path], bool] | None = None
     if fmt == "hf":
-        from selfinstruct.stages.export_hub import hub_folder_before_markers as legacy
+        from selfinstruct.stages.export_hub import hub_folder_before_markers
+
+        legacy = hub_folder_before_markers
     check_outputs({"-o": target}, {"RUN": run}, owned=(run / "exports",),
                   folders=("-o",) if fmt == "hf" else (), legacy=legacy)
 
