@@ -10,7 +10,8 @@ and ``POST /v1/completions`` with made-up text in the shapes the pipeline parses
 Modes: ``"ok"``; ``"unauthorized"`` (401 on every route, as a server with a wrong key);
 ``"unauthorized-completions"`` (the model list answers, every completion gets 401);
 ``"forbidden"`` (403 everywhere); ``"echo-key"`` (every completion gets a 400 whose
-message repeats the bearer key uppercased); ``"bad-instances"`` (an instance prompt gets a
+message repeats the bearer key uppercased); ``"echo-auth"`` (every completion gets a 400
+whose message repeats the Authorization header as sent); ``"bad-instances"`` (an instance prompt gets a
 400, every other request is answered). ``delay`` seconds are waited before each
 completion. ``dead_after``: after that many completions the server drops every further
 connection without an answer (a server that died; ``revive()`` brings it back).
@@ -40,6 +41,7 @@ class FakeServer:
         self.dead_after = dead_after
         self.deterministic = deterministic
         self.dropped = 0
+        self.authorizations: list[str] = []  # the Authorization header of each request
         self.requests = 0
         self._rng = random.Random(0)
         self._lock = threading.Lock()
@@ -61,6 +63,7 @@ class FakeServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
+                    server.authorizations.append(self.headers.get("authorization", ""))
                     dead = server.dead_after is not None and server.requests >= server.dead_after
                     if dead:
                         server.dropped += 1
@@ -75,6 +78,9 @@ class FakeServer:
                     return self._error(401, "Incorrect API key provided")
                 if server.mode == "forbidden":
                     return self._error(403, "forbidden")
+                if server.mode == "echo-auth":
+                    return self._error(400, "who are you? you sent "
+                                       + self.headers.get("authorization", ""))
                 if server.mode == "echo-key":
                     key = self.headers.get("authorization", "").removeprefix("Bearer ")
                     return self._error(400, f"bad request from KEY={key.upper()}")

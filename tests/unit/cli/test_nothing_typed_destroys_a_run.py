@@ -249,3 +249,44 @@ def test_exporting_an_incomplete_run_warns(tmp_path, capsys):
     code, _, err = cli(capsys, "export", run, "-o", tmp_path / "a.json")
     assert code == 0, err
     assert "warning" in err and "incomplete" in err and "failures.jsonl" in err
+
+
+# --- 3. credentials in a URL ---------------------------------------------------------------
+
+def _secret_forms() -> list[str]:
+    import base64
+    from urllib.parse import quote
+
+    raw = ["s3cr@t-pw", "alice:s3cr@t-pw"]
+    forms = set(raw) | {quote(x, safe="") for x in raw} | {
+        base64.b64encode(x.encode()).decode() for x in raw}
+    return sorted(forms)
+
+
+def _every_byte(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("basic", [False, True])
+def test_url_credentials_are_not_sent_unless_asked_and_never_stored_or_printed(
+        tmp_path, capsys, monkeypatch, basic):
+    if basic:
+        monkeypatch.setenv("SELFINSTRUCT_URL_CREDENTIALS", "basic")
+    run = tmp_path / "r"
+    with FakeServer(mode="echo-auth") as server:
+        url = server.url.replace("http://", "http://alice:s3cr%40t-pw@")
+        code, out, err = cli(capsys, "run", "--out", run, "--base-url", url, "--model",
+                             "fake", "--num-instructions", "2", "--max-requests", "2",
+                             "--quiet")
+        assert code == 4, err
+        code, pout, perr = cli(capsys, "run", "--preview", "--base-url", url, "--model",
+                               "fake", "--quiet")
+        sent = list(server.authorizations)
+    assert sent
+    assert any(h.startswith("Basic ") for h in sent) == basic  # only when asked
+    assert "who are you" in (run / "failures.jsonl").read_text()  # the echo did land
+    stored = _every_byte(run).decode("utf-8", "replace")
+    for form in _secret_forms():
+        for where, text in (("run directory", stored), ("run output", out + err),
+                            ("preview", pout + perr)):
+            assert form not in text, (form, where)
