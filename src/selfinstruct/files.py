@@ -305,3 +305,71 @@ def mark_output_folder(path: str | os.PathLike[str], kind: str) -> None:
         atomic_write_text(folder / OUTPUT_MARKER,
                           f"written by selfinstruct ({kind}); it may replace this folder's "
                           "files\n")
+
+
+# --- JSON from files a user may have edited ------------------------------------------------
+
+#: the deepest nesting of arrays and objects read from any JSON, JSONL or TOML input
+MAX_NESTING = 64
+#: the most digits of an integer read from any input (Python's own limit on int("..."))
+MAX_INT_DIGITS = 4300
+
+
+def nesting_depth(value: object) -> int:
+    """How deep arrays and objects nest in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else None)
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            return depth
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_limits_error(exc: BaseException) -> str | None:
+    """The reason for a parser error that is one of the limits (too deep, an integer too
+    long), or None for any other error."""
+    if isinstance(exc, RecursionError):
+        return f"nested deeper than {MAX_NESTING} levels"
+    if isinstance(exc, ValueError) and "digits" in str(exc) and "limit" in str(exc).lower():
+        return f"holds an integer longer than {MAX_INT_DIGITS} digits"
+    return None
+
+
+def load_json(text: str, where: str) -> object:
+    """``text`` parsed as JSON, within the limits (:data:`MAX_NESTING`,
+    :data:`MAX_INT_DIGITS`); any error is one :class:`UserError` beginning with ``where``
+    (``FILE`` or ``FILE:LINE``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        reason = parse_limits_error(exc) or str(exc)
+        raise UserError(f"{where}: {reason}; refusing to read it") from None
+    if nesting_depth(value) > MAX_NESTING:
+        raise UserError(f"{where}: nested deeper than {MAX_NESTING} levels; refusing to "
+                        "read it")
+    return value
+
+
+def load_json_line(path: str | Path, number: int, line: str) -> object:
+    """One line of a run's JSONL file; a line that does not parse is a corrupt record."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        raise UserError(f"{path}:{number}: corrupt record; the run directory was edited or "
+                        "damaged (start a new run with another --out)") from None
+    except (RecursionError, ValueError) as exc:
+        reason = parse_limits_error(exc) or str(exc)
+        raise UserError(f"{path}:{number}: the record {reason}; the run directory was "
+                        "edited or damaged") from None
+    if nesting_depth(value) > MAX_NESTING:
+        raise UserError(f"{path}:{number}: the record is nested deeper than {MAX_NESTING} "
+                        "levels; the run directory was edited or damaged")
+    return value

@@ -21,7 +21,7 @@ from selfinstruct.backends.pool.endpoints import has_redacted_credentials
 from selfinstruct.backends.registry import ModelInfo
 from selfinstruct.backends.requests import Outage, UsageStats, run_requests
 from selfinstruct.errors import UserError
-from selfinstruct.files import now
+from selfinstruct.files import _reason, now
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Reject, Task
@@ -34,6 +34,7 @@ from selfinstruct.run.config import (
 )
 from selfinstruct.run.rundir import (
     FORMAT_VERSION,
+    LOCK_NAME,
     RunDir,
     RunLock,
     is_finite_number,
@@ -204,7 +205,14 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
     load_decontaminator(config.decontamination_files)  # read once, checked before writing
     _check_model(config)
     run = RunDir(out)
-    _existing_run(run, config, force_new)  # refuse before creating or locking anything
+    _refuse_a_folder_of_other_files(run)
+    found = _existing_run(run, config, force_new)  # refuse before creating or locking anything
+    opened = None
+    if found is None and not (run.path / "manifest.json").exists():
+        # a new run: the model loads (or the server answers) before anything is written, so
+        # a dead --base-url leaves no manifest.json, no .lock, no folder behind
+        opened = _new_context(run, config, seeds, templates, reporter, None)
+        opened.connect()
     run.create()
     lock = run.lock()  # one writer at a time; everything below runs under the lock
     try:
@@ -212,6 +220,9 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
         clearing = existing is not None and force_new
         context = _new_context(run, config, seeds, templates, reporter,
                                None if clearing else existing)
+        if opened is not None and existing is None:
+            context._backend, context._model_info = opened._backend, opened._model_info
+            context.manifest["model"] = opened.manifest["model"]
         context._lock = lock
         if clearing:
             # the model loads (or the server answers) before the old run is removed
@@ -220,8 +231,37 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
         context.save_manifest()
     except BaseException:
         lock.release()
+        close = getattr(opened._backend if opened is not None else None, "close", None)
+        if close is not None:
+            close()
         raise
     return context
+
+
+# What a run directory may hold; a folder without a manifest that holds anything else is
+# the user's, and a run is never started in it.
+RUN_NAMES = frozenset({
+    "manifest.json", LOCK_NAME, "instructions.jsonl", "rejects.jsonl",
+    "classifications.jsonl", "instances.jsonl", "failures.jsonl", "tasks.jsonl",
+    "instance_rejects.jsonl", "cache.sqlite", "cache.sqlite-journal", "cache.sqlite-wal",
+    "cache.sqlite-shm", "exports", "report", "review.sqlite"})
+
+
+def _refuse_a_folder_of_other_files(run: RunDir) -> None:
+    """``--out`` on an existing folder that is not a run directory and holds other files
+    is refused, naming them (a run would write among, or --force-new over, them)."""
+    if not run.path.is_dir() or (run.path / "manifest.json").exists():
+        return
+    try:
+        names = sorted(entry.name for entry in run.path.iterdir())
+    except OSError as exc:
+        raise UserError(f"--out: {run.path}: cannot read ({_reason(exc)})") from None
+    other = [name for name in names if name not in RUN_NAMES
+             and not (name.startswith(".") and name.endswith(".tmp"))]
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise UserError(f"--out: {run.path} is not a run directory (no manifest.json) and is "
+                        f"not empty ({shown}); give a new or empty folder")
 
 
 def _existing_run(run: RunDir, config: RunConfig, force_new: bool) -> dict | None:

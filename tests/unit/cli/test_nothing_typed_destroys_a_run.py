@@ -290,3 +290,62 @@ def test_url_credentials_are_not_sent_unless_asked_and_never_stored_or_printed(
         for where, text in (("run directory", stored), ("run output", out + err),
                             ("preview", pout + perr)):
             assert form not in text, (form, where)
+
+
+# --- 5. --out on a user's folder; records without an id; 9. a dead server on a new --out --
+
+def test_run_out_on_a_non_empty_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("keep me")
+    (folder / "data.csv").write_text("1,2\n")
+    before = snapshot(folder)
+    with FakeServer() as server:
+        for extra in ((), ("--force-new",)):
+            code, _, err = _run(capsys, server, folder, *extra)
+            assert_one_line_error(code, err, str(folder), "not a run directory",
+                                  "data.csv", "thesis.tex")
+        assert server.requests == 0
+    assert snapshot(folder) == before and sorted(p.name for p in folder.iterdir()) == [
+        "data.csv", "thesis.tex"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with FakeServer() as server:
+        assert _run(capsys, server, empty)[0] == 0
+
+
+@pytest.mark.parametrize("name", ["instructions.jsonl", "tasks.jsonl"])
+@pytest.mark.parametrize("line", ['{"instruction": "no id here"}', "[1, 2]"])
+def test_a_record_without_an_id_is_one_line_naming_file_and_line(tmp_path, capsys, name,
+                                                                  line):
+    run = tmp_path / "r"
+    with FakeServer() as server:
+        assert _run(capsys, server, run)[0] == 0
+        expected_line = (run / name).read_text().count("\n") + 1
+        with open(run / name, "a") as handle:
+            handle.write(line + "\n")
+        before = snapshot(run)
+        if name == "instructions.jsonl":  # the run reads it to resume
+            code, _, err = _run(capsys, server, run)
+        else:  # the run rewrites tasks.jsonl whole; export reads it
+            code, _, err = cli(capsys, "export", run, "-o", tmp_path / "x.json")
+    assert_one_line_error(code, err, f"{run / name}:{expected_line}")
+    after = snapshot(run)
+    for path in ("instructions.jsonl", "tasks.jsonl", "cache.sqlite", "exports/alpaca.json"):
+        assert after[path] == before[path]
+
+
+def test_a_dead_base_url_on_a_new_out_leaves_nothing_behind(tmp_path, capsys):
+    with FakeServer() as server:
+        url = server.url
+    for out in (tmp_path / "new", tmp_path / "deep" / "new"):
+        code, _, err = cli(capsys, "run", "--out", out, "--base-url", url, "--model", "fake",
+                           "--quiet")
+        assert_one_line_error(code, err, "cannot connect")
+        assert not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = cli(capsys, "generate", "--out", empty, "--base-url", url, "--model",
+                       "fake", "--quiet")
+    assert_one_line_error(code, err, "cannot connect")
+    assert list(empty.iterdir()) == []
