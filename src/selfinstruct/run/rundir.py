@@ -104,7 +104,7 @@ class JsonlLog:
 
     def _parse(self, raw: bytes) -> list[dict]:
         text = decode_utf8(self.path, raw)
-        records = []
+        records: list = []
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
