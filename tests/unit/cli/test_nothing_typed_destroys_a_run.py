@@ -349,3 +349,53 @@ def test_a_dead_base_url_on_a_new_out_leaves_nothing_behind(tmp_path, capsys):
                        "fake", "--quiet")
     assert_one_line_error(code, err, "cannot connect")
     assert list(empty.iterdir()) == []
+
+
+# --- 6. --prompts fine-tuning templates are checked when the run opens ---------------------
+
+def _prompts_with(tmp_path: Path, change) -> Path:
+    import shutil
+
+    from selfinstruct.prompts.templates import bundled_dir
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(bundled_dir(), folder)
+    path = folder / "finetuning_templates.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return folder
+
+
+def _set(key, value):
+    return lambda data: data.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("change,fragment", [
+    (_set("finetuning_templates_with_input", []), "non-empty list"),
+    (_set("finetuning_templates_without_input", [["{instruction} {colour}", "{output}"]]),
+     "unknown field {colour}"),
+    (_set("finetuning_templates_without_input", [["{instruction} {input}", "{output}"]]),
+     "unknown field {input}"),
+    (_set("finetuning_templates_with_input", [["{instruction { {input}", "{output}"]]),
+     "not a valid template"),
+    (_set("finetuning_templates_with_input", [["{instruction}", "{output}", "x"]]),
+     "[prompt, completion] pair"),
+    (_set("finetuning_templates_with_input", "{instruction}"), "non-empty list"),
+    (_set("finetuning_templates_with_input", [["Input: {input}", "{output}"]]),
+     "lacks {instruction}"),
+    (_set("finetuning_templates_with_input", [["{instruction}", "done"]]), "lacks {output}"),
+    (_set("human_eval_prompt_without_input", 7), "must be a string"),
+    (_set("human_eval_prompt_with_input", "{instruction} {0}"), "unknown field {0}"),
+    (_set("finetuning_templates_without_input", [["{instruction!r}", "{output}"]]),
+     "no conversion or format spec"),
+])
+def test_bad_finetuning_templates_are_refused_before_any_model_call(tmp_path, capsys,
+                                                                    change, fragment):
+    prompts = _prompts_with(tmp_path, change)
+    run = tmp_path / "r"
+    with FakeServer() as server:
+        code, _, err = _run(capsys, server, run, "--prompts", prompts)
+        assert server.requests == 0
+    assert_one_line_error(code, err, "finetuning_templates.json", fragment)
+    assert not run.exists()
