@@ -341,6 +341,21 @@ def parse_limits_error(exc: BaseException) -> str | None:
     return None
 
 
+def check_limits(value: object, where: str) -> object:
+    """``value`` (parsed from ``where``) when it nests no deeper than :data:`MAX_NESTING`;
+    else one :class:`UserError` naming ``where``."""
+    if nesting_depth(value) > MAX_NESTING:
+        raise UserError(f"{where}: nested deeper than {MAX_NESTING} levels; refusing to "
+                        "read it")
+    return value
+
+
+def limits_error(where: str, exc: BaseException) -> UserError | None:
+    """The one-line error for a parser's RecursionError or over-long integer, or None."""
+    reason = parse_limits_error(exc)
+    return None if reason is None else UserError(f"{where}: {reason}; refusing to read it")
+
+
 def load_json(text: str, where: str) -> object:
     """``text`` parsed as JSON, within the limits (:data:`MAX_NESTING`,
     :data:`MAX_INT_DIGITS`); any error is one :class:`UserError` beginning with ``where``

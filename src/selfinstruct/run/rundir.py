@@ -33,8 +33,10 @@ from selfinstruct.errors import UserError
 from selfinstruct.files import (
     _reason,
     atomic_write_text,
+    check_limits,
     decode_utf8,
     dumps,
+    limits_error,
     load_json_line,
 )
 
@@ -159,8 +161,12 @@ def read_manifest(run_dir: Path) -> dict | None:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except ValueError as exc:  # NaN, Infinity or -Infinity
+    except (RecursionError, ValueError) as exc:  # too deep, too long an int; NaN, Infinity
+        limit = limits_error(str(path), exc)
+        if limit is not None:
+            raise limit from None
         raise UserError(f"{path}: holds {exc}, not a finite number") from None
+    check_limits(data, str(path))
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else type(data).__name__
         raise UserError(f"{path}: must hold a JSON object, not {kind}")

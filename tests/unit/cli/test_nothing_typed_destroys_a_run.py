@@ -399,3 +399,60 @@ def test_bad_finetuning_templates_are_refused_before_any_model_call(tmp_path, ca
         assert server.requests == 0
     assert_one_line_error(code, err, "finetuning_templates.json", fragment)
     assert not run.exists()
+
+
+# --- 7. deep nesting and huge integers ------------------------------------------------------
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+HUGE_INT = "9" * 100_000
+NESTED_65 = "[" * 65 + "]" * 65
+
+
+@pytest.mark.parametrize("what", ["deep", "huge", "nested65"])
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_a_config_file_too_deep_or_with_a_huge_integer_is_one_line(tmp_path, capsys, what,
+                                                                   suffix):
+    value = {"deep": DEEP_JSON, "huge": HUGE_INT, "nested65": NESTED_65}[what]
+    config = tmp_path / f"c{suffix}"
+    config.write_text(f'{{"seed": {value}}}' if suffix == ".json" else f"seed = {value}\n")
+    code, _, err = cli(capsys, "run", "--out", tmp_path / "r", "--config", config, "--quiet")
+    fragment = "integer longer than 4300 digits" if what == "huge" else "nested deeper than 64"
+    assert_one_line_error(code, err, str(config), fragment)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", [DEEP_JSON, HUGE_INT, NESTED_65])
+def test_seeds_and_dedup_input_too_deep_or_with_a_huge_integer_are_one_line(tmp_path,
+                                                                             capsys, value):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"id": "s1", "instruction": "Say hi.", "instances": [
+        {"input": "", "output": "hi"}], "is_classification": False})
+        + "\n" + f'{{"id": "s2", "x": {value}}}\n')
+    code, _, err = cli(capsys, "export", "--seeds", seeds, "-o", tmp_path / "a.json")
+    assert_one_line_error(code, err, f"{seeds}:2", "refusing to read it")
+    code, _, err = cli(capsys, "dedup", seeds, "-o", tmp_path / "b.jsonl")
+    assert_one_line_error(code, err, f"{seeds}:2", "refusing to read it")
+    listed = tmp_path / "list.json"
+    listed.write_text(f'[{{"instruction": "a", "x": {value}}}]')
+    code, _, err = cli(capsys, "dedup", listed, "-o", tmp_path / "c.jsonl")
+    assert_one_line_error(code, err, str(listed), "refusing to read it")
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.jsonl").exists()
+
+
+@pytest.mark.parametrize("value", [DEEP_JSON, HUGE_INT, NESTED_65])
+@pytest.mark.parametrize("where", ["manifest.json", "tasks.jsonl"])
+def test_a_run_file_too_deep_or_with_a_huge_integer_is_one_line(tmp_path, capsys, value,
+                                                                where):
+    run = make_run(tmp_path)
+    if where == "manifest.json":
+        manifest = (run / "manifest.json").read_text()
+        (run / "manifest.json").write_text(manifest.replace('"resumed": 0',
+                                                            f'"resumed": 0, "x": {value}'))
+    else:
+        with open(run / "tasks.jsonl", "a") as handle:
+            handle.write(f'{{"id": "x", "x": {value}}}\n')
+    before = snapshot(run)
+    code, _, err = cli(capsys, "export", run, "-o", tmp_path / "a.json")
+    assert_one_line_error(code, err, str(run / where))
+    assert "refusing" in err or "damaged" in err
+    assert snapshot(run) == before
