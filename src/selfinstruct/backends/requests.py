@@ -251,34 +251,40 @@ def run_requests(
     yield from in_order.drain()
     stopped: str | None = None
     gave_up = False
-    with ThreadPoolExecutor(max_workers=window) as pool:
-        pending: dict[Future, list[int]] = {}
-        try:
-            while to_send or pending:
-                while to_send and len(pending) < window and stopped is None:
-                    stopped = budget.exhausted() if budget is not None else None
-                    if stopped is None and outage.over():
-                        gave_up = True
-                        break
-                    if stopped is None:
-                        group = to_send.popleft()
-                        pending[pool.submit(sender.send, [requests[i] for i in group],
-                                            group[0])] = group
-                if not pending:
+    pool = ThreadPoolExecutor(max_workers=window)
+    pending: dict[Future, list[int]] = {}
+    try:
+        while to_send or pending:
+            while to_send and len(pending) < window and stopped is None:
+                stopped = budget.exhausted() if budget is not None else None
+                if stopped is None and outage.over():
+                    gave_up = True
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    group = pending.pop(future)
-                    for i, completion in zip(group, future.result()):
-                        if cache is not None:
-                            cache.put(keys[i], completion)
-                        if budget is not None:
-                            budget.spend(completion.prompt_tokens, completion.completion_tokens)
-                        in_order.put(i, completion)
-                yield from in_order.drain()
-        finally:
-            for future in pending:
-                future.cancel()
+                if stopped is None:
+                    group = to_send.popleft()
+                    pending[pool.submit(sender.send, [requests[i] for i in group],
+                                        group[0])] = group
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                group = pending.pop(future)
+                for i, completion in zip(group, future.result()):
+                    if cache is not None:
+                        cache.put(keys[i], completion)
+                    if budget is not None:
+                        budget.spend(completion.prompt_tokens, completion.completion_tokens)
+                    in_order.put(i, completion)
+            yield from in_order.drain()
+    except GeneratorExit:  # the stage stopped reading: the backend is free again after
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    except BaseException:
+        # Ctrl-C, SIGTERM, an error: stop now, without waiting for the requests in flight
+        # (their answers would be lost anyway; the cache holds every one received)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if stopped is not None:
         raise BudgetExhausted(stopped)
     if gave_up and to_send:

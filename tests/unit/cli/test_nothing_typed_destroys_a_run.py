@@ -456,3 +456,69 @@ def test_a_run_file_too_deep_or_with_a_huge_integer_is_one_line(tmp_path, capsys
     assert_one_line_error(code, err, str(run / where))
     assert "refusing" in err or "damaged" in err
     assert snapshot(run) == before
+
+
+# --- 8. signals (real processes) -------------------------------------------------------------
+
+def _slow_server():
+    """A FakeServer in a process of its own whose every completion takes 60 s."""
+    import subprocess
+    import sys
+
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve().parents[2] / "fake_openai_server.py"),
+         "ok", "60"], stdout=subprocess.PIPE, text=True)
+    return server, server.stdout.readline().strip()
+
+
+def _start_run(run: Path, url: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selfinstruct", "run", "--out", str(run), "--base-url", url,
+         "--model", "fake", "--num-instructions", "4", "--max-concurrency", "4", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until its requests are in flight
+        manifest = run / "manifest.json"
+        if manifest.exists() and '"running"' in manifest.read_text():
+            time.sleep(1.0)
+            return proc
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the run never started")
+
+
+@pytest.mark.parametrize("signals,code,word", [
+    (["SIGINT"], 130, "interrupted"),
+    (["SIGTERM"], 143, "terminated (SIGTERM)"),
+    (["SIGINT", "SIGINT"], 130, "interrupted"),
+])
+def test_a_signal_stops_the_run_at_once_and_saves_it(tmp_path, signals, code, word):
+    import signal
+
+    server, url = _slow_server()
+    try:
+        run = tmp_path / "r"
+        proc = _start_run(run, url)
+        started = time.monotonic()
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    assert proc.returncode == code, err
+    assert took < 5, took  # not the 60 s the requests in flight would take
+    assert "Traceback" not in err
+    assert word in err
+    if len(signals) == 1:  # the first signal's handling completed: the state is saved
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["status"] == "interrupted"
+        assert manifest["sessions"][-1]["error"] in ("KeyboardInterrupt", "Terminated")
+        assert "usage" in manifest["sessions"][-1]
