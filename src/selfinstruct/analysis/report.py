@@ -31,6 +31,7 @@ from selfinstruct.analysis.stats import (
 from selfinstruct.analysis.verbs import VerbNode, extract_pairs, load_nlp, top_verb_nouns
 from selfinstruct.errors import UserError
 from selfinstruct.files import (
+    _reason,
     atomic_write_text,
     check_output_folder,
     mark_output_folder,
@@ -171,7 +172,11 @@ def write_report(run_dir: str | Path, *, nlp=None, sample_size: int = SAMPLE_SIZ
     check_output_folder(folder, "report", legacy=_report_before_markers)
     data = collect(run, nlp=nlp, sample_size=sample_size, sample_seed=sample_seed)
     mark_output_folder(folder, "report")
-    draw(data, folder)
+    try:
+        draw(data, folder)
+    except OSError as exc:  # matplotlib writes the figures itself: name the folder
+        where = exc.filename or folder
+        raise UserError(f"{where}: cannot write the report ({_reason(exc)})") from None
     target = folder / "index.html"
     atomic_write_text(target, render(data))
     return target

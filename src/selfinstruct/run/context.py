@@ -207,6 +207,8 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
     run = RunDir(out)
     _refuse_a_folder_of_other_files(run)
     found = _existing_run(run, config, force_new)  # refuse before creating or locking anything
+    if found is not None and not force_new:
+        _check_same_seeds(found, seeds, config)
     opened = None
     if found is None and not (run.path / "manifest.json").exists():
         # a new run: the model loads (or the server answers) before anything is written, so
@@ -300,7 +302,8 @@ def _new_context(run: RunDir, config: RunConfig, seeds: list[Task],
         "python": platform.python_version(),
         "config": stored_config(config.as_dict()),
         "seed": config.seed,
-        "seeds": {"source": config.seeds or "bundled", "count": len(seeds)},
+        "seeds": {"source": config.seeds or "bundled", "count": len(seeds),
+                  "sha256": seeds_digest(seeds)},
         "prompts": config.prompts or "bundled",
     })
     manifest.setdefault("resumed", 0)
@@ -328,6 +331,34 @@ def total_usage(sessions: list[dict]) -> dict:
             if isinstance(value, float):
                 counters[name] = round(value, 3)
     return total
+
+
+def seeds_digest(seeds: list[Task]) -> str:
+    """The sha256 of the seed tasks as read (not of the file's bytes: a re-saved file with
+    the same tasks is the same seeds)."""
+    import hashlib
+    import json
+
+    text = json.dumps([t.to_json() for t in seeds], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_same_seeds(manifest: dict, seeds: list[Task], config: RunConfig) -> None:
+    """A run resumes only on the seed tasks it started with: a seed file edited between
+    sessions is named as the cause, before any replay could blame the model."""
+    stored = manifest.get("seeds")
+    if not isinstance(stored, dict):
+        return
+    digest, count = stored.get("sha256"), stored.get("count")
+    changed = (digest is not None and digest != seeds_digest(seeds)) or (
+        isinstance(count, int) and count != len(seeds))
+    if changed:
+        source = config.seeds or "the bundled seed tasks"
+        counts = (f"; {count} tasks then, {len(seeds)} now"
+                  if isinstance(count, int) and count != len(seeds) else "")
+        raise UserError(f"--seeds: {source} changed since this run started{counts}; the "
+                        "run's instructions were drawn from the old seed tasks. Restore the "
+                        "file, or start a new run (another --out, or --force-new)")
 
 
 def _has_records(run: RunDir) -> bool:

@@ -522,3 +522,99 @@ def test_a_signal_stops_the_run_at_once_and_saves_it(tmp_path, signals, code, wo
         assert manifest["status"] == "interrupted"
         assert manifest["sessions"][-1]["error"] in ("KeyboardInterrupt", "Terminated")
         assert "usage" in manifest["sessions"][-1]
+
+
+# --- 9. messages ------------------------------------------------------------------------------
+
+def test_a_seed_file_edited_between_sessions_is_named_as_the_cause(tmp_path, capsys):
+    from selfinstruct.seeds import bundled_seeds_path
+
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(bundled_seeds_path().read_text())
+    run = tmp_path / "r"
+    with FakeServer() as server:
+        assert _run(capsys, server, run, "--seeds", seeds)[0] == 0
+        lines = seeds.read_text().splitlines(keepends=True)
+        record = json.loads(lines[0])
+        record["instruction"] = "Write a limerick about a teapot."
+        seeds.write_text(json.dumps(record) + "\n" + "".join(lines[1:]))
+        before = snapshot(run)
+        code, _, err = cli(capsys, "run", "--out", run, "--base-url", server.url, "--model",
+                           "fake", "--num-instructions", "6", "--quiet", "--seeds", seeds)
+        line = assert_one_line_error(code, err, "--seeds", str(seeds),
+                                     "changed since this run started")
+        assert "cache" not in line and "answered differently" not in line
+        assert snapshot(run) == before
+        seeds.write_text("".join(lines))  # restored: the run resumes
+        code, _, err = cli(capsys, "run", "--out", run, "--base-url", server.url, "--model",
+                           "fake", "--num-instructions", "6", "--quiet", "--seeds", seeds)
+        assert code == 0, err
+
+
+def test_a_full_disk_under_the_cache_says_so_without_advising_to_move_it(tmp_path, capsys,
+                                                                          monkeypatch):
+    import sqlite3
+
+    from selfinstruct.backends import cache as cache_module
+
+    class FullDisk:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT OR REPLACE"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    original = cache_module.ResponseCache.put
+
+    def put(self, key, completion):
+        if not isinstance(self._db, FullDisk):
+            self._db = FullDisk(self._db)
+        return original(self, key, completion)
+
+    monkeypatch.setattr(cache_module.ResponseCache, "put", put)
+    run = tmp_path / "r"
+    with FakeServer() as server:
+        code, _, err = _run(capsys, server, run)
+    line = assert_one_line_error(code, err, str(run / "cache.sqlite"), "no space left")
+    assert "move it away" not in line and "afresh" not in line
+
+
+def test_the_review_database_in_a_read_only_folder_names_the_path(tmp_path, monkeypatch):
+    import sqlite3
+
+    from selfinstruct.errors import UserError
+    from selfinstruct.review import store
+
+    def refuse(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(store.sqlite3, "connect", refuse)
+    with pytest.raises(UserError) as caught:
+        store.ReviewStore(tmp_path)
+    message = str(caught.value)
+    assert str(tmp_path / store.DB_NAME) in message and "readonly" in message
+    assert "\n" not in message
+
+
+def test_report_on_a_run_still_being_written_warns(tmp_path, capsys, monkeypatch):
+    """Through the CLI; the report itself (matplotlib, spaCy) is stood in for, since the
+    warning comes before it."""
+    import selfinstruct.analysis
+    import selfinstruct.analysis.report as report
+
+    monkeypatch.setattr(selfinstruct.analysis, "require_analysis", lambda command: None)
+    monkeypatch.setattr(report, "write_report",
+                        lambda run, **kw: Path(run) / "report" / "index.html")
+    run = make_run(tmp_path, status="running")
+    code, out, err = cli(capsys, "report", run)
+    assert code == 0 and "index.html" in out
+    assert err.startswith("selfinstruct: warning: ") and "not finished" in err
+    assert str(run) in err
+    finished = make_run(tmp_path, name="done")
+    code, _, err = cli(capsys, "report", finished)
+    assert code == 0 and err == ""
