@@ -605,7 +605,7 @@ def test_report_on_a_run_still_being_written_warns(tmp_path, capsys, monkeypatch
     """Through the CLI; the report itself (matplotlib, spaCy) is stood in for, since the
     warning comes before it."""
     import selfinstruct.analysis
-    import selfinstruct.analysis.report as report
+    from selfinstruct.analysis import report
 
     monkeypatch.setattr(selfinstruct.analysis, "require_analysis", lambda command: None)
     monkeypatch.setattr(report, "write_report",
