@@ -7,6 +7,7 @@ stopped. ``generate`` creates the run directory; the others read its manifest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,12 +109,15 @@ def handle_generate(args: argparse.Namespace) -> int:
 
     ctx = context_from_args(args)
     try:
-        result = bootstrap(ctx)
+        with _stage_lines_on_give_up(ctx):
+            result = bootstrap(ctx)
         ctx.save_manifest()
     finally:
         ctx.close()
     Console().print(f"kept {result.kept} instructions, rejected {result.rejected}, "
                     f"{result.requests} requests -> {ctx.run.instructions.path}")
+    if _failed(ctx):
+        return _incomplete(ctx)
     if not result.reached_target:  # the request cap (selfinstruct.run.request_cap)
         from collections import Counter
 
@@ -134,14 +138,15 @@ def handle_classify(args: argparse.Namespace) -> int:
 
     ctx = _existing_run_context(args)
     try:
-        result = classify(ctx)
+        with _stage_lines_on_give_up(ctx):
+            result = classify(ctx)
         ctx.save_manifest()
     finally:
         ctx.close()
     Console().print(f"classified {result.classified}: {result.classification} classification, "
                     f"{result.classified - result.classification} other; "
                     f"{result.failed} failed")
-    return 0
+    return _incomplete(ctx) if _failed(ctx) else 0
 
 
 def handle_instances(args: argparse.Namespace) -> int:
@@ -150,7 +155,8 @@ def handle_instances(args: argparse.Namespace) -> int:
 
     ctx = _existing_run_context(args)
     try:
-        generate_instances(ctx)
+        with _stage_lines_on_give_up(ctx):
+            generate_instances(ctx)
         result = postprocess(ctx)
         ctx.save_manifest()
     finally:
@@ -158,7 +164,41 @@ def handle_instances(args: argparse.Namespace) -> int:
     Console().print(f"{result.tasks} tasks with {result.instances} instances kept; "
                     f"{result.dropped_instances} instances and {result.dropped_tasks} tasks "
                     f"dropped -> {ctx.run.tasks_path}")
-    return 0
+    return _incomplete(ctx) if _failed(ctx) else 0
+
+
+def _failed(ctx) -> int:
+    """Requests of this session that failed for good."""
+    return sum(usage.failed for usage in ctx.stats.values())
+
+
+def _incomplete(ctx) -> int:
+    """The stage ran, but requests still failed after their retries: say so, one line per
+    stage, and exit with code 4, as ``run`` does (re-running sends them again)."""
+    import sys
+
+    from selfinstruct.errors import EXIT_INCOMPLETE
+    from selfinstruct.run.pipeline import stage_lines
+
+    print(f"selfinstruct: incomplete: {_failed(ctx)} requests still failed after their "
+          "retries (failures.jsonl); re-run the same command to send them again",
+          file=sys.stderr)
+    for line in stage_lines(ctx):
+        print(f"selfinstruct:   {line}", file=sys.stderr)
+    return EXIT_INCOMPLETE
+
+
+@contextlib.contextmanager
+def _stage_lines_on_give_up(ctx):
+    """A server given up on (--give-up-after) ends the command with the stage lines."""
+    from selfinstruct.errors import RunIncomplete
+    from selfinstruct.run.pipeline import stage_lines
+
+    try:
+        yield
+    except RunIncomplete as exc:
+        exc.details = exc.details or stage_lines(ctx)
+        raise
 
 
 def handle_export(args: argparse.Namespace) -> int:

@@ -158,7 +158,7 @@ def test_report_refuses_a_report_folder_holding_the_users_files(tmp_path, capsys
     assert_one_line_error(code, err, "draft.docx", "did not create")
     assert sorted(p.name for p in (run / "report").iterdir()) == ["draft.docx"]
     (run / "report" / "draft.docx").unlink()  # an empty folder: the report is written,
-    code, out, err = cli(capsys, "report", run)  # marked, and may be written again
+    code, _, err = cli(capsys, "report", run)  # marked, and may be written again
     assert code == 0, err
     assert (run / "report" / "index.html").is_file()
     assert (run / "report" / ".selfinstruct-output").is_file()
@@ -624,3 +624,19 @@ def test_report_on_a_run_still_being_written_warns(tmp_path, capsys, monkeypatch
     finished = make_run(tmp_path, name="done")
     code, _, err = cli(capsys, "report", finished)
     assert code == 0 and err == ""
+
+
+def test_the_stage_commands_end_incomplete_too(tmp_path, capsys):
+    run = tmp_path / "r"
+    with FakeServer(mode="bad-instances") as server:
+        common = ["--base-url", server.url, "--model", "fake"]
+        code, _, err = cli(capsys, "generate", "--out", run, *common, "--num-instructions",
+                           "4", "--quiet")
+        assert code == 0, err
+        assert cli(capsys, "classify", run, "--quiet")[0] == 0
+        code, _, err = cli(capsys, "instances", run, "--quiet")
+        assert code == 4, err
+        assert "incomplete" in err and "instances: asked" in err and "HTTP 400" in err
+        server.mode = "ok"
+        code, _, err = cli(capsys, "instances", run, "--quiet")
+        assert code == 0, err
