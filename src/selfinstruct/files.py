@@ -1,6 +1,8 @@
 """Files written so that a crash never leaves half of one: atomic replacement that keeps
 the target's mode, fsync of the file and its folder, checks that an output path is a
-regular file, the one timestamp and the one file digest of the project.
+regular file, the one rule for every output path (:func:`check_outputs`), JSON read
+within the nesting and integer limits (:func:`load_json`), the one timestamp and the one
+file digest of the project.
 
 Used by the run directory (:mod:`selfinstruct.run.rundir`), exports, evaluations, the
 report and the review app alike.
