@@ -166,3 +166,22 @@ def test_one_answer_resets_the_outage_clock():
     clock["t"] = 40.0
     assert outage.over() and outage.last_error.endswith("y")
     assert not Outage(0).over()  # 0: never give up
+
+
+def test_the_wait_between_attempts_ends_when_the_outage_does():
+    import pytest
+
+    waited = []
+    state = {"over": False}
+
+    def fail():
+        raise TransientBackendError("down")
+
+    def sleep(seconds):
+        waited.append(seconds)
+        state["over"] = len(waited) >= 3  # the give-up time passes during the wait
+
+    policy = RetryPolicy(max_attempts=6, base_delay=60, max_delay=60)
+    with pytest.raises(TransientBackendError):
+        call_with_retry(fail, policy, sleep=sleep, give_up=lambda: state["over"])
+    assert len(waited) == 3 and sum(waited) < 60  # not the whole backoff
