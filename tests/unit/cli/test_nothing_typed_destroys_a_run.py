@@ -520,7 +520,7 @@ def test_a_signal_stops_the_run_at_once_and_saves_it(tmp_path, signals, code, wo
         server.kill()
         server.wait(timeout=30)
     assert proc.returncode == code, err
-    assert took < 5, took  # not the 60 s the requests in flight would take
+    assert took < 2, took  # about a second at most, not the 60 s of the requests in flight
     assert "Traceback" not in err
     assert word in err
     if len(signals) == 1:  # the first signal's handling completed: the state is saved
