@@ -10,8 +10,14 @@ and ``POST /v1/completions`` with made-up text in the shapes the pipeline parses
 Modes: ``"ok"``; ``"unauthorized"`` (401 on every route, as a server with a wrong key);
 ``"unauthorized-completions"`` (the model list answers, every completion gets 401);
 ``"forbidden"`` (403 everywhere); ``"echo-key"`` (every completion gets a 400 whose
-message repeats the bearer key uppercased). ``delay`` seconds are waited before each
-completion. Use it as a context manager; ``url`` is the base URL (``.../v1``).
+message repeats the bearer key uppercased); ``"echo-auth"`` (every completion gets a 400
+whose message repeats the Authorization header as sent); ``"bad-instances"`` (an instance prompt gets a
+400, every other request is answered). ``delay`` seconds are waited before each
+completion. ``dead_after``: after that many completions the server drops every further
+connection without an answer (a server that died; ``revive()`` brings it back).
+``deterministic``: each answer is a function of its prompt alone, so a run that is
+interrupted and resumed sees the same answers as one that is not. Use it as a context
+manager; ``url`` is the base URL (``.../v1``).
 """
 
 from __future__ import annotations
@@ -28,9 +34,14 @@ VERBS = ["Describe", "Explain", "Summarize", "Compare", "Outline", "Classify", "
 
 
 class FakeServer:
-    def __init__(self, mode: str = "ok", delay: float = 0.0):
+    def __init__(self, mode: str = "ok", delay: float = 0.0, dead_after: int | None = None,
+                 deterministic: bool = False):
         self.mode = mode
         self.delay = delay
+        self.dead_after = dead_after
+        self.deterministic = deterministic
+        self.dropped = 0
+        self.authorizations: list[str] = []  # the Authorization header of each request
         self.requests = 0
         self._rng = random.Random(0)
         self._lock = threading.Lock()
@@ -52,17 +63,33 @@ class FakeServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests += 1
+                    server.authorizations.append(self.headers.get("authorization", ""))
+                    dead = server.dead_after is not None and server.requests >= server.dead_after
+                    if dead:
+                        server.dropped += 1
+                    else:
+                        server.requests += 1
+                if dead:  # no status line, no body: the connection just ends
+                    self.close_connection = True
+                    return
                 if server.delay:
                     time.sleep(server.delay)
                 if server.mode in ("unauthorized", "unauthorized-completions"):
                     return self._error(401, "Incorrect API key provided")
                 if server.mode == "forbidden":
                     return self._error(403, "forbidden")
+                if server.mode == "echo-auth":
+                    return self._error(400, "who are you? you sent "
+                                       + self.headers.get("authorization", ""))
                 if server.mode == "echo-key":
                     key = self.headers.get("authorization", "").removeprefix("Bearer ")
                     return self._error(400, f"bad request from KEY={key.upper()}")
-                text = server.answer(body.get("prompt", ""))
+                prompt = body.get("prompt", "")
+                if server.mode == "bad-instances" and not (
+                        prompt.rstrip().endswith("9.")
+                        or prompt.rstrip().endswith("Is it classification?")):
+                    return self._error(400, "this server cannot write instances")
+                text = server.answer(prompt)
                 self._json(200, {
                     "id": "cmpl-fake", "object": "text_completion", "created": 0,
                     "model": body.get("model", "fake"),
@@ -92,8 +119,16 @@ class FakeServer:
     def _word(self) -> str:
         return "".join(self._rng.choice(SYLLABLES) for _ in range(3))
 
+    def revive(self) -> None:
+        """Answer again, after ``dead_after``."""
+        self.dead_after = None
+
     def answer(self, prompt: str) -> str:
         with self._lock:
+            if self.deterministic:
+                import hashlib
+
+                self._rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
             if prompt.rstrip().endswith("9."):
                 items = [f"{self._rng.choice(VERBS)} " + " ".join(self._word() for _ in range(6))
                          + "." for _ in range(3)]

@@ -7,7 +7,9 @@ SelfInstructError
 ├── BackendError              a model call failed; retrying will not fix it
 │   ├── TransientBackendError worth retrying: 429, 5xx, timeouts, dropped connections
 │   └── FatalBackendError
-└── BudgetExhausted           --max-tokens-total / --max-cost reached; the run is saved
+├── BudgetExhausted           --max-tokens-total / --max-cost reached; the run is saved
+└── RunIncomplete             requests still failed after their retries: exit code 4
+    └── ServerUnavailable     the server failed for --give-up-after seconds: stop asking
 ```
 
 Raise :class:`UserError` for anything the user can fix: a malformed seed file, an unknown
@@ -18,8 +20,15 @@ any of these messages.
 A backend raises :class:`TransientBackendError` or :class:`BackendError`; the request loop
 (:mod:`selfinstruct.backends.requests`) retries the first, records the second as a failed
 request, and lets :class:`FatalBackendError` stop the run. The CLI turns ``UserError`` into
-exit code 2 and ``BudgetExhausted`` into exit code 3.
+exit code 2, ``BudgetExhausted`` into exit code 3 and ``RunIncomplete`` into exit code 4.
+
+Exit codes of the CLI: 0 done; 2 bad input or configuration; 3 stopped at a budget or the
+request cap; 4 incomplete (requests failed for good, or the server stayed unreachable);
+130 interrupted (Ctrl-C, SIGTERM).
 """
+
+#: the CLI's exit code of a run that ended with requests still failed (status ``incomplete``)
+EXIT_INCOMPLETE = 4
 
 
 class SelfInstructError(Exception):
@@ -59,3 +68,19 @@ class FatalBackendError(BackendError, UserError):
 
 class BudgetExhausted(SelfInstructError):
     """The run reached ``--max-tokens-total`` or ``--max-cost``; its state is saved."""
+
+
+class RunIncomplete(SelfInstructError):
+    """Requests still failed after their retries: what was answered is saved, the run's
+    status is ``incomplete``, its exports are not written, and the CLI exits with code 4
+    (:data:`EXIT_INCOMPLETE`) after ``details``, one line per stage (asked, answered,
+    failed, last error). Re-running the same command sends the failed requests again."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = list(details or [])
+
+
+class ServerUnavailable(RunIncomplete):
+    """The backend failed every attempt for ``--give-up-after`` seconds: the request loop
+    stops sending instead of retrying every remaining request."""

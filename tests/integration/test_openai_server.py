@@ -57,3 +57,4 @@ def test_refused_connection_fails_the_request_not_the_run(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "refus" in proc.stderr.lower() or "connect" in proc.stderr.lower()
+    assert not run.exists()  # nothing left behind: no manifest.json, no .lock (issue 29)

@@ -30,7 +30,13 @@ from selfinstruct.analysis.stats import (
 )
 from selfinstruct.analysis.verbs import VerbNode, extract_pairs, load_nlp, top_verb_nouns
 from selfinstruct.errors import UserError
-from selfinstruct.files import atomic_write_text, now
+from selfinstruct.files import (
+    _reason,
+    atomic_write_text,
+    check_output_folder,
+    mark_output_folder,
+    now,
+)
 from selfinstruct.rules.quality import QualityMeasures, measure
 from selfinstruct.run.records_reader import RunRecords
 
@@ -162,9 +168,22 @@ def write_report(run_dir: str | Path, *, nlp=None, sample_size: int = SAMPLE_SIZ
     """Write ``RUN/report/index.html`` and its PNGs; returns the HTML file's path."""
     require_analysis()
     run = RunRecords.load(run_dir)
-    data = collect(run, nlp=nlp, sample_size=sample_size, sample_seed=sample_seed)
     folder = run.path / REPORT_DIR
-    draw(data, folder)
+    check_output_folder(folder, "report", legacy=_report_before_markers)
+    data = collect(run, nlp=nlp, sample_size=sample_size, sample_seed=sample_seed)
+    mark_output_folder(folder, "report")
+    try:
+        draw(data, folder)
+    except OSError as exc:  # matplotlib writes the figures itself: name the folder
+        where = exc.filename or folder
+        raise UserError(f"{where}: cannot write the report ({_reason(exc)})") from None
     target = folder / "index.html"
     atomic_write_text(target, render(data))
     return target
+
+
+def _report_before_markers(folder: Path) -> bool:
+    """A report folder written before the output marker: index.html and PNGs only."""
+    return all(entry.is_file() and (entry.name == "index.html" or entry.suffix == ".png"
+                                    or entry.name.startswith(".index.html."))
+               for entry in folder.iterdir())

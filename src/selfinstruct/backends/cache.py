@@ -49,6 +49,13 @@ class ResponseCache:
 
     def _error(self, exc: sqlite3.Error) -> UserError:
         """One line naming the cache file (a file that is not a database, a full disk)."""
+        text = str(exc).lower()
+        if "full" in text:  # SQLITE_FULL: nothing is wrong with the cache itself
+            return UserError(f"{self.path}: no space left on the device ({exc}); free some "
+                             "space and re-run the same command (nothing recorded is lost)")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return UserError(f"{self.path}: the response cache cannot be written ({exc}); "
+                             "check the permissions of the file and its folder")
         return UserError(f"{self.path}: the response cache cannot be used ({exc}); move it "
                          "away to start the cache afresh (answers already recorded are kept)")
 

@@ -17,13 +17,14 @@ so that one policy, in ``retry.py``, governs. 429, 503 and timeouts are also mar
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from selfinstruct.backends.base import (
     BackendError,
@@ -33,13 +34,15 @@ from selfinstruct.backends.base import (
     TransientBackendError,
     scored,
 )
-from selfinstruct.backends.pool.endpoints import redact_text, redact_url
+from selfinstruct.backends.pool.endpoints import public_url, redact_text, redact_url
 from selfinstruct.errors import UserError
 
 TRANSIENT_STATUS = {408, 409, 429}
 AUTH_STATUS = {401, 403}  # the key is rejected: every request would be; the run stops
 THROTTLE_STATUS = {429, 503}  # "send less": the adaptive concurrency backs off
 TOP_LOGPROBS = 20
+#: set to ``basic`` to send a ``--base-url``'s ``user:password@`` as HTTP Basic auth
+URL_CREDENTIALS_ENV = "SELFINSTRUCT_URL_CREDENTIALS"
 
 
 class OpenAICompatBackend:
@@ -58,12 +61,17 @@ class OpenAICompatBackend:
                 "for a local server that needs none"
             )
         self._secret = key or ""
-        # secrets to scrub from messages: the key, and a password in the URL
-        self._secrets = [x for x in (key, *_url_secrets(base_url)) if x and len(x) >= 4]
+        # secrets to scrub from messages: the key, the URL's user and password, and their
+        # base64 (a Basic auth header, echoed) and URL encodings
+        self._secrets = scrub_forms(key, *_url_secrets(base_url), *_url_pairs(base_url))
         self.model = model
         self.base_url = base_url
+        # credentials in the URL are not sent as HTTP Basic auth unless asked for
+        # (SELFINSTRUCT_URL_CREDENTIALS=basic): a server may log or echo the header
+        sent_url = base_url if (base_url is None or os.environ.get(
+            URL_CREDENTIALS_ENV, "").strip().lower() == "basic") else public_url(base_url)
         self._client = openai.OpenAI(
-            api_key=key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0
+            api_key=key or "not-needed", base_url=sent_url, timeout=timeout, max_retries=0
         )
 
     def check_connection(self) -> None:
@@ -200,6 +208,36 @@ class OpenAICompatBackend:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             seconds=seconds,
         )
+
+
+def scrub_forms(*secrets: str | None) -> list[str]:
+    """Every form of ``secrets`` to scrub from what is stored or printed: each as it is,
+    percent-encoded (``quote``, ``quote_plus``) and base64-encoded (standard and URL-safe,
+    with and without padding), longest first; values under 4 characters are left out (they
+    would scrub ordinary text)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret or len(secret) < 4:
+            continue
+        encoded = base64.b64encode(secret.encode()).decode()
+        urlsafe = base64.urlsafe_b64encode(secret.encode()).decode()
+        forms.update({secret, quote(secret, safe=""), quote_plus(secret), encoded,
+                      encoded.rstrip("="), urlsafe, urlsafe.rstrip("=")})
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+def _url_pairs(base_url: str | None) -> list[str]:
+    """``user:password`` of ``base_url`` (what Basic auth encodes), raw and decoded."""
+    if not base_url:
+        return []
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return []
+    if parts.username is None or parts.password is None:
+        return []
+    return [f"{parts.username}:{parts.password}",
+            f"{unquote(parts.username)}:{unquote(parts.password)}"]
 
 
 def _url_secrets(base_url: str | None) -> list[str]:

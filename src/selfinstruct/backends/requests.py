@@ -40,12 +40,14 @@ from selfinstruct.backends.base import (
     Completion,
     FatalBackendError,
     Request,
+    TransientBackendError,
     request_key,
 )
 from selfinstruct.backends.budget import Budget, BudgetExhausted
 from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.limiter import AIMDLimiter, shared_limiter
 from selfinstruct.backends.retry import RetryPolicy, RetryStats, call_with_retry
+from selfinstruct.errors import ServerUnavailable
 
 
 @dataclass
@@ -59,6 +61,7 @@ class UsageStats:
     completion_tokens: int = 0
     generation_seconds: float = 0.0
     retry: RetryStats = field(default_factory=RetryStats)
+    last_error: str | None = None  # the reason of the last request that failed for good
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, completion: Completion) -> None:
@@ -69,6 +72,7 @@ class UsageStats:
                 return
             if not completion.ok:
                 self.failed += 1
+                self.last_error = completion.error
             self.prompt_tokens += completion.prompt_tokens
             self.completion_tokens += completion.completion_tokens
             self.generation_seconds += completion.seconds
@@ -85,24 +89,62 @@ class UsageStats:
         }
 
 
+class Outage:
+    """How long the backend has failed without one answer in between, shared by every
+    request loop of a run: past ``give_up_after`` seconds (None or 0: never) the loop
+    stops retrying and sending, and raises :class:`ServerUnavailable`."""
+
+    def __init__(self, give_up_after: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.give_up_after = give_up_after or None
+        self.clock = clock
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def answered(self) -> None:
+        with self._lock:
+            self.failing_since = None
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.failing_since is None:
+                self.failing_since = self.clock()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def over(self) -> bool:
+        with self._lock:
+            return (self.give_up_after is not None and self.failing_since is not None
+                    and self.clock() - self.failing_since >= self.give_up_after)
+
+
 class _Sender:
     """Sends one group of requests with retries (and the limiter, when there is one); a
     group that fails for good comes back as failed completions, never as an exception."""
 
     def __init__(self, backend: Backend, policy: RetryPolicy, stats: UsageStats,
-                 limiter: AIMDLimiter | None):
+                 limiter: AIMDLimiter | None, outage: Outage):
         self.backend, self.policy, self.stats, self.limiter = backend, policy, stats, limiter
+        self.outage = outage
 
     def _attempt(self, group: Sequence[Request]) -> list[Completion]:
-        if self.limiter is None:
-            return self.backend.complete(group)
-        return self.limiter.call(lambda: self.backend.complete(group))
+        try:
+            if self.limiter is None:
+                results = self.backend.complete(group)
+            else:
+                results = self.limiter.call(lambda: self.backend.complete(group))
+        except TransientBackendError as exc:
+            self.outage.failed(exc)
+            raise
+        self.outage.answered()
+        return results
 
     def send(self, group: Sequence[Request], seed: int) -> list[Completion]:
         started = time.perf_counter()
         try:
             results = call_with_retry(lambda: self._attempt(group), self.policy,
-                                      self.stats.retry, jitter_seed=seed)
+                                      self.stats.retry, jitter_seed=seed,
+                                      give_up=self.outage.over)
         except FatalBackendError:  # a rejected key: the run stops, nothing is recorded failed
             raise
         except BackendError as exc:
@@ -169,6 +211,7 @@ def run_requests(
     on_complete: Callable[[int, Completion], None] | None = None,
     budget: Budget | None = None,
     adaptive: bool | None = None,
+    outage: Outage | None = None,
 ) -> Iterator[tuple[int, Completion]]:
     """Yield ``(index, completion)`` for every request, in request order.
 
@@ -176,7 +219,11 @@ def run_requests(
     in the cache is served from it, any other group is sent whole. With a ``budget``, no
     group is sent once it is exhausted: the groups in flight finish and are yielded, then
     :class:`BudgetExhausted` is raised. ``adaptive``: AIMD concurrency up to
-    ``max_concurrency``; None: when the backend declares ``adaptive_concurrency``."""
+    ``max_concurrency``; None: when the backend declares ``adaptive_concurrency``.
+    With an ``outage`` whose time is up (the backend failed every attempt for its
+    ``give_up_after`` seconds), no group is sent any more: those in flight stop retrying,
+    fail and are yielded, then :class:`ServerUnavailable` is raised."""
+    outage = outage if outage is not None else Outage()
     stats = stats if stats is not None else UsageStats()
     keys = ([request_key(backend.identity, request) for request in requests]
             if cache is not None else [])
@@ -199,34 +246,50 @@ def run_requests(
     if adaptive is None:
         adaptive = bool(getattr(backend, "adaptive_concurrency", False))
     sender = _Sender(backend, retry or RetryPolicy(), stats,
-                     shared_limiter(backend, window) if adaptive else None)
+                     shared_limiter(backend, window) if adaptive else None, outage)
 
     yield from in_order.drain()
     stopped: str | None = None
-    with ThreadPoolExecutor(max_workers=window) as pool:
-        pending: dict[Future, list[int]] = {}
-        try:
-            while to_send or pending:
-                while to_send and len(pending) < window and stopped is None:
-                    stopped = budget.exhausted() if budget is not None else None
-                    if stopped is None:
-                        group = to_send.popleft()
-                        pending[pool.submit(sender.send, [requests[i] for i in group],
-                                            group[0])] = group
-                if not pending:
+    gave_up = False
+    pool = ThreadPoolExecutor(max_workers=window)
+    pending: dict[Future, list[int]] = {}
+    try:
+        while to_send or pending:
+            while to_send and len(pending) < window and stopped is None:
+                stopped = budget.exhausted() if budget is not None else None
+                if stopped is None and outage.over():
+                    gave_up = True
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    group = pending.pop(future)
-                    for i, completion in zip(group, future.result()):
-                        if cache is not None:
-                            cache.put(keys[i], completion)
-                        if budget is not None:
-                            budget.spend(completion.prompt_tokens, completion.completion_tokens)
-                        in_order.put(i, completion)
-                yield from in_order.drain()
-        finally:
-            for future in pending:
-                future.cancel()
+                if stopped is None:
+                    group = to_send.popleft()
+                    pending[pool.submit(sender.send, [requests[i] for i in group],
+                                        group[0])] = group
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                group = pending.pop(future)
+                for i, completion in zip(group, future.result()):
+                    if cache is not None:
+                        cache.put(keys[i], completion)
+                    if budget is not None:
+                        budget.spend(completion.prompt_tokens, completion.completion_tokens)
+                    in_order.put(i, completion)
+            yield from in_order.drain()
+    except GeneratorExit:  # the stage stopped reading: the backend is free again after
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    except BaseException:
+        # Ctrl-C, SIGTERM, an error: stop now, without waiting for the requests in flight
+        # (their answers would be lost anyway; the cache holds every one received)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if stopped is not None:
         raise BudgetExhausted(stopped)
+    if gave_up and to_send:
+        unsent = sum(len(group) for group in to_send)
+        raise ServerUnavailable(
+            f"the model server failed every attempt for {outage.give_up_after:g} s "
+            f"(--give-up-after); {unsent} requests not sent; last error: "
+            f"{outage.last_error}")

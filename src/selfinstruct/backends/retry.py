@@ -7,6 +7,7 @@ the request, so waits never change results, only timing.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -45,15 +46,28 @@ def call_with_retry(
     stats: RetryStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
     jitter_seed: int = 0,
+    give_up: Callable[[], bool] | None = None,
 ) -> T:
+    """``fn()``, retried on :class:`TransientBackendError` up to the policy's attempts;
+    ``give_up()`` true after a failed attempt, or during the wait before the next one
+    (checked every half second), ends the retries at once (the server has been failing for
+    too long: :class:`selfinstruct.backends.requests.Outage`)."""
     rng = random.Random(jitter_seed)
     for attempt in range(1, policy.max_attempts + 1):
         try:
             return fn()
         except TransientBackendError as exc:
-            if attempt == policy.max_attempts:
+            if attempt == policy.max_attempts or (give_up is not None and give_up()):
                 raise
             if stats is not None:
                 stats.retries += 1
-            sleep(policy.delay(attempt, exc.retry_after, rng))
+            delay = policy.delay(attempt, exc.retry_after, rng)
+            if give_up is None:
+                sleep(delay)
+                continue
+            steps = max(1, math.ceil(delay / 0.5))
+            for _ in range(steps):
+                if give_up():
+                    raise
+                sleep(delay / steps)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -5,21 +5,31 @@ Thin by design. Each command lives in its own module under ``selfinstruct.cli`` 
 parses nothing itself: it calls the library and renders the result. Library errors
 (:class:`selfinstruct.errors.UserError`) become one line on stderr and exit code 2, and so
 does any OSError, SQLite error or undecodable text that reaches this boundary (naming the
-path where the error carries one); a run stopped by its budget exits with code 3.
+path where the error carries one); a run stopped by its budget exits with code 3, and one
+whose requests still failed after their retries (status ``incomplete``) with code 4.
+Ctrl-C exits with 130 and SIGTERM with 143, each after the run has saved its state; a
+second signal while that happens exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
+import os
+import signal
 import sqlite3
 import sys
+import threading
+from collections.abc import Iterator
 
 from selfinstruct import __version__
 from selfinstruct.backends.budget import BudgetExhausted
-from selfinstruct.errors import UserError
+from selfinstruct.errors import EXIT_INCOMPLETE, RunIncomplete, UserError
 
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM
 COMMAND_MODULES = ("run", "stages", "dedup", "evaluate", "report", "review", "finetune", "loop")
 
 
@@ -41,9 +51,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run saves its state and says so."""
+
+
+@contextlib.contextmanager
+def _signals_handled() -> Iterator[None]:
+    """SIGINT and SIGTERM: the first raises :class:`KeyboardInterrupt` (:class:`Terminated`)
+    in the main thread, so that the run stops, saves its manifest and says so; a second one
+    while that happens exits at once, with one line and no traceback. Only where signals
+    can be handled (the main thread); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handle(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            os.write(2, b"selfinstruct: interrupted again; exiting now\n")
+            os._exit(128 + signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _signals_handled():
+        code = _main(args)
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and argv is None:
+        # a process of its own: end now, leaving requests still in flight behind (their
+        # threads would otherwise hold the interpreter's exit until they time out)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -63,9 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfinstruct: stopped: {exc}; everything so far is saved, re-run with a "
               "higher budget to continue", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("selfinstruct: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+    except RunIncomplete as exc:
+        print(f"selfinstruct: incomplete: {one_line(str(exc))}", file=sys.stderr)
+        for line in exc.details:
+            print(f"selfinstruct:   {one_line(line)}", file=sys.stderr)
+        print("selfinstruct: everything answered is saved; re-run the same command when "
+              "the server is back to continue", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"selfinstruct: {what}; everything answered is saved; re-run the same command "
+              "to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def os_error_line(exc: OSError) -> str:

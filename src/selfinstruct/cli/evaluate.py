@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from selfinstruct.cli.help import DefaultsFormatter
+from selfinstruct.files import check_outputs
 
 
 def register(subparsers) -> None:
@@ -114,6 +115,8 @@ def _handle_classify(args) -> int:
     from selfinstruct.rules.classification import held_out_tasks
     from selfinstruct.seeds import load_seeds
 
+    check_outputs({"--out": args.out}, {"--tasks": args.tasks, "--seeds": args.seeds},
+                  directories=("--out",))
     templates = PromptTemplates.load(args.prompts)
     calibration = from_seeds(held_out_tasks(load_seeds(args.seeds), templates))
     tasks = read_labelled_tasks(args.tasks) if args.tasks else None
@@ -178,6 +181,7 @@ def _register_superni_build(steps) -> None:
 def _handle_superni_build(args) -> int:
     from selfinstruct.evaluation.superni_build import build, write
 
+    check_outputs({"-o": args.output}, {"--split": args.split})
     records = build(args.tasks_dir, args.split, args.max_instances)
     write(records, args.output)
     tasks = len({r["task"] for r in records})
@@ -213,6 +217,7 @@ def _handle_superni_run(args) -> int:
     from selfinstruct.evaluation.superni import load_instances
     from selfinstruct.evaluation.superni_run import SuperNIRunSettings, run_superni, select
 
+    check_outputs({"--out": args.out}, {"--data": args.data}, directories=("--out",))
     settings = SuperNIRunSettings(template=args.template, trim=args.trim,
                                   max_new_tokens=args.max_new_tokens, chat=args.chat)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
@@ -253,6 +258,7 @@ def _handle_superni_score(args) -> int:
     from selfinstruct.evaluation.superni import load_instances, load_predictions, score
     from selfinstruct.files import atomic_write_text
 
+    check_outputs({"-o": args.output}, {"--data": args.data, "--predictions": args.predictions})
     instances = load_instances(args.data)
     predictions = load_predictions(args.predictions)
     with _reporter(args).stage("score", len(instances)) as bar:
@@ -330,6 +336,8 @@ def _handle_superni_compare(args) -> int:
     if args.resamples < 1:
         raise UserError(f"--resamples must be at least 1, got {args.resamples}")
     arms = parse_arms(args.arm)
+    check_outputs({"--out": args.out}, {"--data": args.data} | {
+        f"--arm {name}": path for name, path in arms.items()}, directories=("--out",))
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     chosen = select(load_instances(args.data), tasks, args.max_per_task)
     result = compare(chosen, arms, resamples=args.resamples, seed=args.seed)
@@ -385,6 +393,7 @@ def _register_user_run(steps) -> None:
 def _handle_user_run(args) -> int:
     from selfinstruct.evaluation.user_oriented import load_items, run_user_oriented, safe_name
 
+    check_outputs({"--out": args.out}, {"--data": args.data}, directories=("--out",))
     items = load_items(args.data)[: args.limit] if args.limit else load_items(args.data)
     name = safe_name(args.name or args.model)
     backend, info = _open(args)
@@ -430,6 +439,8 @@ def _handle_user_judge(args) -> int:
     from selfinstruct.evaluation.ratings import distributions, ratings_log
     from selfinstruct.evaluation.user_oriented import load_responses
 
+    check_outputs({"--out": args.out}, {
+        f"--predictions {path}": path for path in args.predictions}, directories=("--out",))
     responses, models = [], []
     for path in args.predictions:
         loaded = load_responses(path)

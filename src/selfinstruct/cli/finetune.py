@@ -95,11 +95,15 @@ def register(subparsers) -> None:
 def handle(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
+    from selfinstruct.files import check_outputs
     from selfinstruct.training.train import FinetuneOptions, finetune
 
     if args.quiet and "tqdm" not in sys.modules:
         os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it once, at import
     options = FinetuneOptions(**{f.name: getattr(args, f.name) for f in fields(FinetuneOptions)})
+    # the output rule; the folder itself is checked by training.manifest.prepare_out_dir
+    check_outputs({"--out": args.out}, {"--data": args.data, "--templates": args.templates},
+                  directories=("--out",))
     result = finetune(options)
     if result.already_done:
         print(f"already finished: {result.steps} steps in {result.out} (nothing to do)")

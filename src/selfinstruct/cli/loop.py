@@ -105,6 +105,9 @@ def handle(args: argparse.Namespace) -> int:
                            "max_seq_len", "lora_r") if getattr(args, k) is not None}
     if args.quiet:
         finetune_overrides["quiet"] = True
+    from selfinstruct.files import check_outputs
+
+    check_outputs({"--out": args.out}, directories=("--out",))
     tasks = ([t.strip() for t in args.superni_tasks.split(",") if t.strip()]
              if args.superni_tasks else None)
     options = LoopOptions(

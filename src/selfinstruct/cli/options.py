@@ -52,6 +52,9 @@ OPTIONS: list[tuple[str, str, type, str]] = [
     ("max_concurrency", "model", int, ("requests in flight at once; on the embedded model, "
                                        "requests decoded together in one batch")),
     ("request_timeout", "model", float, "seconds before a server request is retried"),
+    ("give_up_after", "model", float, ("seconds a server may fail every attempt before the "
+                                       "run stops asking it and ends incomplete (exit code "
+                                       "4; re-run to continue); 0: retry every request")),
     ("threads", "model", int, ("llama.cpp threads of the embedded model (0: as many as "
                                "there are free cores, re-checked as the load changes)")),
     ("executor", "scale-out", str, ("where requests run: local, or ray (actors each holding "
@@ -103,7 +106,8 @@ METAVARS: dict[str, str] = {
     "decontaminate": "PATH", "num_instructions": "N", "seed": "N", "seeds": "PATH",
     "prompts": "DIR", "model": "NAME", "lora": "PATH", "answer_lora": "PATH",
     "base_url": "URL", "api_key_env": "NAME", "n_ctx": "TOKENS", "max_concurrency": "N",
-    "request_timeout": "SECONDS", "threads": "N", "executor": _one_of(EXECUTORS), "ray_address": "ADDRESS",
+    "request_timeout": "SECONDS", "give_up_after": "SECONDS",
+    "threads": "N", "executor": _one_of(EXECUTORS), "ray_address": "ADDRESS",
     "replicas": "N", "max_tokens_total": "TOKENS", "max_cost": "USD", "input_price": "USD",
     "output_price": "USD", "num_prompt_instructions": "N", "num_machine_instructions": "N",
     "request_batch_size": "N", "bootstrap_temperature": "FLOAT", "bootstrap_top_p": "FLOAT",

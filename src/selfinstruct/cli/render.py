@@ -76,6 +76,8 @@ def print_summary(summary: Summary, run_dir: str) -> None:
     console.print(summary_table(summary, run_dir))
     for fmt, path in summary.exports.items():
         console.print(f"export [bold]{fmt}[/bold]: {path}")
+    if summary.incomplete:
+        return  # the CLI prints why, on stderr, with the exit code 4
     if not summary.reached_target:
         reason = summary.stop_reason or ("stopped at the request cap (--max-requests) before "
                                          "reaching --num-instructions")

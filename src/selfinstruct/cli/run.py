@@ -72,4 +72,13 @@ def handle(args: argparse.Namespace) -> int:
 
     if analysis_available():
         print(f"report: {write_report(args.out)}")
+    if summary.incomplete:
+        import sys
+
+        from selfinstruct.errors import EXIT_INCOMPLETE
+
+        print(f"selfinstruct: incomplete: {summary.stop_reason}", file=sys.stderr)
+        for line in summary.stage_lines:
+            print(f"selfinstruct:   {line}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0 if summary.reached_target else 3  # 3: stopped at a budget, here the request cap

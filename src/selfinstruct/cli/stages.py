@@ -7,6 +7,8 @@ stopped. ``generate`` creates the run directory; the others read its manifest.
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +18,7 @@ from selfinstruct.cli.hub_export import add_hub_options, check_hub_args, export_
 from selfinstruct.cli.options import OPTIONS, add_config_options
 from selfinstruct.cli.run import add_run_dir_options, context_from_args
 from selfinstruct.errors import UserError
+from selfinstruct.files import check_outputs
 
 
 def register(subparsers) -> None:
@@ -89,6 +92,10 @@ def _read_only_run(args: argparse.Namespace):
         _warn(f"{view.run.path} is marked running but no process is writing it (its last "
               "session was stopped); this export holds the tasks of its last completed "
               "'instances' stage; re-run it to finish")
+    elif view.manifest.get("status") == "incomplete":
+        _warn(f"{view.run.path} is incomplete: requests of its last session failed for good "
+              "(failures.jsonl); this export lacks what they would have added; re-run the "
+              "run to send them again")
     return view
 
 
@@ -103,12 +110,15 @@ def handle_generate(args: argparse.Namespace) -> int:
 
     ctx = context_from_args(args)
     try:
-        result = bootstrap(ctx)
+        with _stage_lines_on_give_up(ctx):
+            result = bootstrap(ctx)
         ctx.save_manifest()
     finally:
         ctx.close()
     Console().print(f"kept {result.kept} instructions, rejected {result.rejected}, "
                     f"{result.requests} requests -> {ctx.run.instructions.path}")
+    if _failed(ctx):
+        return _incomplete(ctx)
     if not result.reached_target:  # the request cap (selfinstruct.run.request_cap)
         from collections import Counter
 
@@ -129,14 +139,15 @@ def handle_classify(args: argparse.Namespace) -> int:
 
     ctx = _existing_run_context(args)
     try:
-        result = classify(ctx)
+        with _stage_lines_on_give_up(ctx):
+            result = classify(ctx)
         ctx.save_manifest()
     finally:
         ctx.close()
     Console().print(f"classified {result.classified}: {result.classification} classification, "
                     f"{result.classified - result.classification} other; "
                     f"{result.failed} failed")
-    return 0
+    return _incomplete(ctx) if _failed(ctx) else 0
 
 
 def handle_instances(args: argparse.Namespace) -> int:
@@ -146,9 +157,10 @@ def handle_instances(args: argparse.Namespace) -> int:
 
     ctx = _existing_run_context(args)
     try:
-        generate_instances(ctx)
-        if ctx.config.recipe_settings.curate:
-            answer(ctx)
+        with _stage_lines_on_give_up(ctx):
+            generate_instances(ctx)
+            if ctx.config.recipe_settings.curate:
+                answer(ctx)
         result = postprocess(ctx)
         ctx.save_manifest()
     finally:
@@ -156,7 +168,41 @@ def handle_instances(args: argparse.Namespace) -> int:
     Console().print(f"{result.tasks} tasks with {result.instances} instances kept; "
                     f"{result.dropped_instances} instances and {result.dropped_tasks} tasks "
                     f"dropped -> {ctx.run.tasks_path}")
-    return 0
+    return _incomplete(ctx) if _failed(ctx) else 0
+
+
+def _failed(ctx) -> int:
+    """Requests of this session that failed for good."""
+    return sum(usage.failed for usage in ctx.stats.values())
+
+
+def _incomplete(ctx) -> int:
+    """The stage ran, but requests still failed after their retries: say so, one line per
+    stage, and exit with code 4, as ``run`` does (re-running sends them again)."""
+    import sys
+
+    from selfinstruct.errors import EXIT_INCOMPLETE
+    from selfinstruct.run.pipeline import stage_lines
+
+    print(f"selfinstruct: incomplete: {_failed(ctx)} requests still failed after their "
+          "retries (failures.jsonl); re-run the same command to send them again",
+          file=sys.stderr)
+    for line in stage_lines(ctx):
+        print(f"selfinstruct:   {line}", file=sys.stderr)
+    return EXIT_INCOMPLETE
+
+
+@contextlib.contextmanager
+def _stage_lines_on_give_up(ctx):
+    """A server given up on (--give-up-after) ends the command with the stage lines."""
+    from selfinstruct.errors import RunIncomplete
+    from selfinstruct.run.pipeline import stage_lines
+
+    try:
+        yield
+    except RunIncomplete as exc:
+        exc.details = exc.details or stage_lines(ctx)
+        raise
 
 
 def handle_export(args: argparse.Namespace) -> int:
@@ -181,6 +227,7 @@ def handle_export(args: argparse.Namespace) -> int:
             tasks = apply_reviews(ctx.run.path, tasks)
             name = f"reviewed_{name}"
         target = args.output or ctx.run.exports / name
+        _check_export_target(target, ctx.run.path, args.format)
         if args.format == "hf":
             path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
         else:
@@ -198,6 +245,18 @@ def handle_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_target(target, run: Path, fmt: str) -> None:
+    """The output rule (:func:`selfinstruct.files.check_outputs`): inside a run only its
+    own ``exports/``; ``--format hf`` a folder this tool made, or a new or empty one."""
+    legacy: Callable[[Path], bool] | None = None
+    if fmt == "hf":
+        from selfinstruct.stages.export_hub import hub_folder_before_markers
+
+        legacy = hub_folder_before_markers
+    check_outputs({"-o": target}, {"RUN": run}, owned=(run / "exports",),
+                  folders=("-o",) if fmt == "hf" else (), legacy=legacy)
+
+
 def _export_seeds(args: argparse.Namespace) -> int:
     from selfinstruct.stages.export import export_seed_tasks
 
@@ -208,6 +267,7 @@ def _export_seeds(args: argparse.Namespace) -> int:
     if args.reviewed:
         raise UserError("export --seeds: --reviewed applies to a run, not to seed tasks")
     seeds = None if args.seeds == "bundled" else args.seeds
+    check_outputs({"-o": args.output}, {"--seeds": seeds})
     path, tasks = export_seed_tasks(seeds, args.format, args.output, args.seed,
                                     tags=args.tags)
     rows = sum(len(t.instances) for t in tasks)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.files import atomic_write, check_output_path
+from selfinstruct.files import atomic_write, check_limits, check_outputs, limits_error
 from selfinstruct.novelty.index import DEFAULT_THRESHOLD, NoveltyIndex
 
 __all__ = ["DedupSummary", "Record", "dedup_file", "read_records"]
@@ -81,17 +81,24 @@ def _json_lines(path: Path, content: str) -> Iterator[tuple[int, str, object]]:
         if not raw:
             continue
         try:
-            value = json.loads(raw)
+            value = check_limits(json.loads(raw), f"{path}:{number}")
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})")
+        except (RecursionError, ValueError) as exc:
+            raise (limits_error(f"{path}:{number}", exc)
+                   or UserError(f"{path}:{number}: not valid JSON ({exc})")) from None
         yield number, raw, value
 
 
 def _json_list(path: Path, content: str) -> Iterator[tuple[int, str, object]]:
     try:
-        values = json.loads(content)
+        values = check_limits(json.loads(content), str(path))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (RecursionError, ValueError) as exc:
+        raise (limits_error(str(path), exc)
+               or UserError(f"{path}: not valid JSON ({exc})")) from None
+    assert isinstance(values, list)
     # Find where each element starts, for line numbers in messages.
     decoder, pos = json.JSONDecoder(), content.index("[") + 1
     for value in values:
@@ -156,9 +163,10 @@ def dedup_file(
     if not (isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0):
         raise UserError(f"--threshold must be between 0 and 1, got {threshold!r}")
     started = time.perf_counter()
-    for target in (out_path, rejects_path):
-        if target is not None:  # before the work, not after it
-            check_output_path(target)
+    # the one output rule, before the work, not after it: no target in a run directory,
+    # none equal to an input or to the other output, none that is not a regular file
+    check_outputs({"-o": out_path, "--rejects": rejects_path},
+                  {"IN": in_path, "--against": against})
     records = read_records(in_path, field)
     seeds = read_records(against, field) if against is not None else []
     index = NoveltyIndex((s.text for s in seeds), use_stemmer=use_stemmer)

@@ -91,8 +91,13 @@ class ReviewStore:
 
     def __init__(self, folder: str | Path):
         self.path = Path(folder) / DB_NAME
-        with closing(self._connect()) as conn:
-            self._migrate(conn)
+        try:
+            with closing(self._connect()) as conn:
+                self._migrate(conn)
+        except sqlite3.Error as exc:  # a read-only folder, a full disk: name the file
+            raise UserError(f"{self.path}: the review database cannot be opened or written "
+                            f"({exc}); check the permissions and free space of "
+                            f"{self.path.parent}") from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10)

@@ -28,7 +28,7 @@ RESUMABLE_FIELDS = frozenset({"num_instructions", "max_concurrency", "max_reques
                               "request_timeout", "max_tokens_total", "max_cost",
                               "input_price", "output_price",
                               "executor", "ray_address", "replicas", "threads",
-                              "min_agreement", "max_ifd"})
+                              "give_up_after", "min_agreement", "max_ifd"})
 EXECUTORS = ("local", "ray")
 # Defaults that have changed. A manifest stores every field, so one that lacks a field was
 # written before the field existed, under the behaviour of that time: no recipe meant the
@@ -65,6 +65,8 @@ class RunConfig:
     prefix_cache: bool = True
     max_concurrency: int = 1
     request_timeout: float = 120.0
+    # seconds a server may fail every attempt before the run stops asking it (0: never)
+    give_up_after: float = 300.0
     threads: int = 0  # llama.cpp threads of the embedded model; 0: from the free cores
     # where the requests run: this process, or Ray actors (each holding the backend)
     executor: str = "local"
@@ -142,6 +144,7 @@ class RunConfig:
         bound("request_batch_size", 1)
         bound("max_concurrency", 1, 256)
         bound("request_timeout", 0.1)
+        bound("give_up_after", 0.0)
         bound("max_tokens_total", 0)
         bound("max_cost", 0.0)
         bound("input_price", 0.0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from selfinstruct.errors import UserError
+from selfinstruct.files import check_limits, limits_error
 from selfinstruct.run.config import RunConfig
 
 if sys.version_info >= (3, 11):
@@ -97,7 +98,10 @@ def read_config_file(path: str | Path) -> ConfigFile:
 
 def _parse_toml(path: Path, text: str) -> dict:
     try:
-        return tomllib.loads(text)
+        data = check_limits(tomllib.loads(text), str(path))
+    except RecursionError as exc:
+        raise (limits_error(str(path), exc)
+               or UserError(f"{path}: not valid TOML: {exc}")) from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib says "... (at line 3, column 7)" (or "at end of document") in the message
         message = str(exc)
@@ -107,14 +111,22 @@ def _parse_toml(path: Path, text: str) -> dict:
             raise UserError(f"{path}:{found.group(1)}: not valid TOML: {message} "
                             f"({found.group(0)[4:-1]})") from None
         raise UserError(f"{path}: not valid TOML: {message}") from None
+    except ValueError as exc:  # an integer longer than Python converts
+        raise (limits_error(str(path), exc)
+               or UserError(f"{path}: not valid TOML: {exc}")) from None
+    assert isinstance(data, dict)  # tomllib gives a table
+    return data
 
 
 def _parse_json(path: Path, text: str) -> dict:
     try:
-        data = json.loads(text)
+        data = check_limits(json.loads(text), str(path))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} "
                         f"(line {exc.lineno}, column {exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        raise (limits_error(str(path), exc)
+               or UserError(f"{path}: not valid JSON: {exc}")) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: must hold one JSON object of option names and values, "
                         f"not {_describe(data)}")

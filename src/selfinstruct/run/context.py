@@ -19,9 +19,9 @@ from selfinstruct.backends.cache import ResponseCache
 from selfinstruct.backends.opening import check_model, open_model
 from selfinstruct.backends.pool.endpoints import has_redacted_credentials
 from selfinstruct.backends.registry import ModelInfo
-from selfinstruct.backends.requests import UsageStats, run_requests
+from selfinstruct.backends.requests import Outage, UsageStats, run_requests
 from selfinstruct.errors import UserError
-from selfinstruct.files import now
+from selfinstruct.files import _reason, now
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Reject, Task
@@ -34,6 +34,7 @@ from selfinstruct.run.config import (
 )
 from selfinstruct.run.rundir import (
     FORMAT_VERSION,
+    LOCK_NAME,
     RunDir,
     RunLock,
     is_finite_number,
@@ -58,6 +59,7 @@ class RunContext:
     _cache: ResponseCache | None = None
     _shared_cache: ResponseCache | None = None
     _budget: Budget | None = None
+    _outage: Outage | None = None  # how long the server has failed (--give-up-after)
     manifest: dict = field(default_factory=dict)
     _lock: RunLock | None = None  # this process's writer lock on the run directory
 
@@ -107,6 +109,13 @@ class RunContext:
                                   c.output_price, prompt, completion)
         return self._budget
 
+    @property
+    def outage(self) -> Outage:
+        """One clock of the server's failures for every stage of this session."""
+        if self._outage is None:
+            self._outage = Outage(self.config.give_up_after)
+        return self._outage
+
     def usage(self, stage: str) -> UsageStats:
         return self.stats.setdefault(stage, UsageStats())
 
@@ -116,7 +125,8 @@ class RunContext:
         with this run's cache, budget, concurrency and the stage's usage counters."""
         return run_requests(self.backend if backend is None else backend, requests,
                             cache=self.cache, max_concurrency=self.config.max_concurrency,
-                            stats=self.usage(stage), budget=self.budget)
+                            stats=self.usage(stage), budget=self.budget,
+                            outage=self.outage)
 
     def ask_shared(self, stage: str, requests: Sequence[Request],
                    backend: Backend | None = None) -> Iterator[tuple[int, Completion]]:
@@ -132,7 +142,8 @@ class RunContext:
         return run_requests(backend, requests,
                             cache=shared if shared is not None else self.cache,
                             max_concurrency=self.config.max_concurrency,
-                            stats=self.usage(stage), budget=self.budget)
+                            stats=self.usage(stage), budget=self.budget,
+                            outage=self.outage)
 
     def record_calibration(self, calibration: dict) -> None:
         """The classify stage's fitted calibration (or why there is none), in the manifest."""
@@ -201,7 +212,16 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
     load_decontaminator(config.decontamination_files)  # read once, checked before writing
     _check_model(config)
     run = RunDir(out)
-    _existing_run(run, config, force_new)  # refuse before creating or locking anything
+    _refuse_a_folder_of_other_files(run)
+    found = _existing_run(run, config, force_new)  # refuse before creating or locking anything
+    if found is not None and not force_new:
+        _check_same_seeds(found, seeds, config)
+    opened = None
+    if found is None and not (run.path / "manifest.json").exists():
+        # a new run: the model loads (or the server answers) before anything is written, so
+        # a dead --base-url leaves no manifest.json, no .lock, no folder behind
+        opened = _new_context(run, config, seeds, templates, reporter, None)
+        opened.connect()
     run.create()
     lock = run.lock()  # one writer at a time; everything below runs under the lock
     try:
@@ -209,6 +229,9 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
         clearing = existing is not None and force_new
         context = _new_context(run, config, seeds, templates, reporter,
                                None if clearing else existing)
+        if opened is not None and existing is None:
+            context._backend, context._model_info = opened._backend, opened._model_info
+            context.manifest["model"] = opened.manifest["model"]
         context._lock = lock
         if clearing:
             # the model loads (or the server answers) before the old run is removed
@@ -217,8 +240,37 @@ def open_context(out: str | Path, config: RunConfig, *, force_new: bool = False,
         context.save_manifest()
     except BaseException:
         lock.release()
+        close = getattr(opened._backend if opened is not None else None, "close", None)
+        if close is not None:
+            close()
         raise
     return context
+
+
+# What a run directory may hold; a folder without a manifest that holds anything else is
+# the user's, and a run is never started in it.
+RUN_NAMES = frozenset({
+    "manifest.json", LOCK_NAME, "instructions.jsonl", "rejects.jsonl",
+    "classifications.jsonl", "instances.jsonl", "failures.jsonl", "tasks.jsonl",
+    "instance_rejects.jsonl", "cache.sqlite", "cache.sqlite-journal", "cache.sqlite-wal",
+    "cache.sqlite-shm", "exports", "report", "review.sqlite"})
+
+
+def _refuse_a_folder_of_other_files(run: RunDir) -> None:
+    """``--out`` on an existing folder that is not a run directory and holds other files
+    is refused, naming them (a run would write among, or --force-new over, them)."""
+    if not run.path.is_dir() or (run.path / "manifest.json").exists():
+        return
+    try:
+        names = sorted(entry.name for entry in run.path.iterdir())
+    except OSError as exc:
+        raise UserError(f"--out: {run.path}: cannot read ({_reason(exc)})") from None
+    other = [name for name in names if name not in RUN_NAMES
+             and not (name.startswith(".") and name.endswith(".tmp"))]
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise UserError(f"--out: {run.path} is not a run directory (no manifest.json) and is "
+                        f"not empty ({shown}); give a new or empty folder")
 
 
 def _existing_run(run: RunDir, config: RunConfig, force_new: bool) -> dict | None:
@@ -257,7 +309,8 @@ def _new_context(run: RunDir, config: RunConfig, seeds: list[Task],
         "python": platform.python_version(),
         "config": stored_config(config.as_dict()),
         "seed": config.seed,
-        "seeds": {"source": config.seeds or "bundled", "count": len(seeds)},
+        "seeds": {"source": config.seeds or "bundled", "count": len(seeds),
+                  "sha256": seeds_digest(seeds)},
         "prompts": config.prompts or "bundled",
     })
     manifest.setdefault("resumed", 0)
@@ -285,6 +338,34 @@ def total_usage(sessions: list[dict]) -> dict:
             if isinstance(value, float):
                 counters[name] = round(value, 3)
     return total
+
+
+def seeds_digest(seeds: list[Task]) -> str:
+    """The sha256 of the seed tasks as read (not of the file's bytes: a re-saved file with
+    the same tasks is the same seeds)."""
+    import hashlib
+    import json
+
+    text = json.dumps([t.to_json() for t in seeds], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_same_seeds(manifest: dict, seeds: list[Task], config: RunConfig) -> None:
+    """A run resumes only on the seed tasks it started with: a seed file edited between
+    sessions is named as the cause, before any replay could blame the model."""
+    stored = manifest.get("seeds")
+    if not isinstance(stored, dict):
+        return
+    digest, count = stored.get("sha256"), stored.get("count")
+    changed = (digest is not None and digest != seeds_digest(seeds)) or (
+        isinstance(count, int) and count != len(seeds))
+    if changed:
+        source = config.seeds or "the bundled seed tasks"
+        counts = (f"; {count} tasks then, {len(seeds)} now"
+                  if isinstance(count, int) and count != len(seeds) else "")
+        raise UserError(f"--seeds: {source} changed since this run started{counts}; the "
+                        "run's instructions were drawn from the old seed tasks. Restore the "
+                        "file, or start a new run (another --out, or --force-new)")
 
 
 def _has_records(run: RunDir) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.backends.budget import BudgetExhausted
+from selfinstruct.errors import RunIncomplete
 from selfinstruct.files import now
 from selfinstruct.records import Task
 from selfinstruct.rules.quality import QualityMeasures, measure
@@ -49,6 +50,9 @@ class Summary:
     exports: dict[str, str] = field(default_factory=dict)
     reached_target: bool = True
     stop_reason: str | None = None  # why it stopped short of --num-instructions (request_cap)
+    # requests still failed after their retries: status "incomplete", no exports, exit 4
+    incomplete: bool = False
+    stage_lines: list[str] = field(default_factory=list)  # asked, answered, failed per stage
     quality: QualityMeasures | None = None  # selfinstruct.rules.quality, over the same records
 
     @property
@@ -75,6 +79,10 @@ def run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     try:
         return _run_pipeline(ctx, formats)
     except BudgetExhausted:
+        raise
+    except RunIncomplete as exc:  # the server stayed unreachable (--give-up-after)
+        exc.details = exc.details or stage_lines(ctx)
+        _mark_incomplete(ctx, str(exc))
         raise
     except BaseException as exc:
         if ctx.manifest.get("status") == "running":
@@ -108,6 +116,16 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
         ctx.save_manifest()
         raise
     postprocess(ctx)
+    failed = unresolved_failures(ctx.run)
+    if failed:  # never exported as if complete; the next run sends them again
+        summary = summarize(ctx, time.perf_counter() - started)
+        summary.incomplete = True
+        summary.stage_lines = stage_lines(ctx)
+        summary.stop_reason = (f"{len(failed)} requests still failed after their retries "
+                               "(failures.jsonl); the exports were not written; re-run the "
+                               "same command to send them again")
+        _mark_incomplete(ctx, summary.stop_reason)
+        return summary
     exports = export_all(ctx, formats)
     wall = time.perf_counter() - started
     ctx.manifest["status"] = "finished" if result.reached_target else "stopped_at_request_budget"
@@ -129,6 +147,28 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     elif ctx.manifest.pop("stop_reason", None) is not None:  # an earlier session's
         ctx.save_manifest()
     return summary
+
+
+def stage_lines(ctx: RunContext) -> list[str]:
+    """One line per stage of this session: requests asked, answered, failed, the last
+    error."""
+    lines = []
+    for name, usage in ctx.stats.items():
+        line = (f"{name}: asked {usage.requests}, answered {usage.requests - usage.failed}, "
+                f"failed {usage.failed}")
+        if usage.last_error:
+            line += f", last error: {usage.last_error}"
+        lines.append(line)
+    return lines
+
+
+def _mark_incomplete(ctx: RunContext, reason: str) -> None:
+    ctx.manifest["status"] = "incomplete"
+    ctx.manifest["stop_reason"] = reason
+    sessions = ctx.manifest.get("sessions")
+    if sessions:
+        sessions[-1]["error"] = "incomplete"
+    ctx.save_manifest()
 
 
 def unresolved_failures(run) -> list[dict]:

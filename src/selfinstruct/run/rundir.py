@@ -33,8 +33,11 @@ from selfinstruct.errors import UserError
 from selfinstruct.files import (
     _reason,
     atomic_write_text,
+    check_limits,
     decode_utf8,
     dumps,
+    limits_error,
+    load_json_line,
 )
 
 try:  # POSIX; elsewhere a run directory is not locked
@@ -49,8 +52,9 @@ LOCK_NAME = ".lock"
 class JsonlLog:
     """An append-only JSONL file of records, each with an ``id``."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, require_id: bool = False):
         self.path = Path(path)
+        self.require_id = require_id  # a run's own logs: every record an object with an id
 
     def _read_bytes(self) -> bytes | None:
         try:
@@ -102,17 +106,18 @@ class JsonlLog:
 
     def _parse(self, raw: bytes) -> list[dict]:
         text = decode_utf8(self.path, raw)
-        records = []
+        records: list = []
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise UserError(
-                    f"{self.path}:{number}: corrupt record; the run directory was edited or "
-                    "damaged (start a new run with another --out)"
-                ) from None
+            record = load_json_line(self.path, number, line)
+            if self.require_id and not (isinstance(record, dict)
+                                        and isinstance(record.get("id"), str)):
+                what = "has no 'id'" if isinstance(record, dict) else \
+                    f"is a JSON {type(record).__name__}, not an object"
+                raise UserError(f"{self.path}:{number}: the record {what}; the run directory "
+                                "was edited or damaged (start a new run with another --out)")
+            records.append(record)
         return records
 
     def append(self, records: Iterable[dict]) -> None:
@@ -156,8 +161,12 @@ def read_manifest(run_dir: Path) -> dict | None:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except ValueError as exc:  # NaN, Infinity or -Infinity
+    except (RecursionError, ValueError) as exc:  # too deep, too long an int; NaN, Infinity
+        limit = limits_error(str(path), exc)
+        if limit is not None:
+            raise limit from None
         raise UserError(f"{path}: holds {exc}, not a finite number") from None
+    check_limits(data, str(path))
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else type(data).__name__
         raise UserError(f"{path}: must hold a JSON object, not {kind}")
@@ -261,12 +270,13 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.instructions = JsonlLog(self.path / "instructions.jsonl")
-        self.rejects = JsonlLog(self.path / "rejects.jsonl")
-        self.classifications = JsonlLog(self.path / "classifications.jsonl")
-        self.instances = JsonlLog(self.path / "instances.jsonl")
-        self.answers = JsonlLog(self.path / "answers.jsonl")  # the curated recipe's
-        self.failures = JsonlLog(self.path / "failures.jsonl")
+        self.instructions = JsonlLog(self.path / "instructions.jsonl", require_id=True)
+        self.rejects = JsonlLog(self.path / "rejects.jsonl", require_id=True)
+        self.classifications = JsonlLog(self.path / "classifications.jsonl", require_id=True)
+        self.instances = JsonlLog(self.path / "instances.jsonl", require_id=True)
+        # the curated recipe's
+        self.answers = JsonlLog(self.path / "answers.jsonl", require_id=True)
+        self.failures = JsonlLog(self.path / "failures.jsonl", require_id=True)
         self.tasks_path = self.path / "tasks.jsonl"
         self.instance_rejects_path = self.path / "instance_rejects.jsonl"
         self.cache_path = self.path / "cache.sqlite"
@@ -353,4 +363,4 @@ class RunDir:
             raise UserError(
                 f"{self.tasks_path} does not exist; run the 'instances' stage (or 'run') first"
             )
-        return JsonlLog(self.tasks_path).read_complete()
+        return JsonlLog(self.tasks_path, require_id=True).read_complete()

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from selfinstruct.errors import UserError
+from selfinstruct.files import check_limits, limits_error
 from selfinstruct.records import Instance, Task
 
 # Seed instructions go into the bootstrap prompts whole and into the ROUGE-L novelty index;
@@ -34,9 +35,12 @@ def _require(where: str, data: dict, field: str, kind: type | tuple[type, ...], 
 
 def parse_seed_line(line: str, where: str) -> Task:
     try:
-        data = json.loads(line)
+        data = check_limits(json.loads(line), where)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        raise (limits_error(where, exc)
+               or UserError(f"{where}: not valid JSON ({exc})")) from None
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(data).__name__}")
     task_id = _require(where, data, "id", str, "a string")

@@ -93,7 +93,8 @@ class _Writer:
         elif previous["instruction"] != record.instruction:
             raise UserError(
                 f"{self.ctx.run.instructions.path}: record {record.id} differs from its replay "
-                "(the model answered differently than before and the cache was lost); "
+                "(the seed tasks or the prompt templates changed since it was written, or "
+                "the model answered differently and the cache was lost); restore them, or "
                 "start over with --force-new"
             )
 

@@ -43,7 +43,12 @@ from pathlib import Path
 
 from selfinstruct import __version__
 from selfinstruct.errors import UserError
-from selfinstruct.files import atomic_write_text, file_sha256
+from selfinstruct.files import (
+    atomic_write_text,
+    check_output_folder,
+    file_sha256,
+    mark_output_folder,
+)
 from selfinstruct.records import Task
 
 HUB_HINT = "pip install 'selfinstruct[hub]'"
@@ -349,6 +354,8 @@ def write_hub_dataset(run_dir: str | Path, tasks: list[Task], out_dir: str | Pat
     if target.exists() and not target.is_dir():
         raise UserError(f"--output: {target} exists and is not a directory (--format hf "
                         "writes a directory)")
+    check_output_folder(target, "--output", legacy=hub_folder_before_markers)
+    mark_output_folder(target, "export --format hf")
     run_tags = None
     if tags:
         from selfinstruct.rules.tags import RunTags
@@ -365,6 +372,16 @@ def write_hub_dataset(run_dir: str | Path, tasks: list[Task], out_dir: str | Pat
                         reviewed=reviewed, load_name=repo_id or str(target), tags=tags)
     atomic_write_text(target / "README.md", card)
     return target
+
+
+def hub_folder_before_markers(folder: Path) -> bool:
+    """A folder an export from before the output marker wrote: README.md and data/ of
+    shards, nothing else."""
+    names = {entry.name for entry in folder.iterdir()}
+    if not names <= {"README.md", "data"} or "data" not in names:
+        return False
+    return all(shard.name.startswith("train-") and shard.suffix == ".parquet"
+               for shard in (folder / "data").iterdir())
 
 
 def require_hub() -> None:

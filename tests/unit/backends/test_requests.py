@@ -116,3 +116,72 @@ def test_budget_cost_and_no_stop_when_work_is_done():
     loose = Budget(max_tokens_total=1)
     out = list(run_requests(backend, [Request("only")], budget=loose))
     assert len(out) == 1  # the last request finished the work: no stop to report
+
+
+def test_a_backend_failing_past_give_up_after_stops_the_loop_without_retrying_the_rest():
+    import pytest
+
+    from selfinstruct.backends.requests import Outage
+    from selfinstruct.errors import ServerUnavailable
+
+    calls = {"n": 0}
+
+    def dead(request):
+        calls["n"] += 1
+        time.sleep(0.01)
+        raise TransientBackendError("APIConnectionError: Connection error.")
+
+    clock = {"t": 0.0}
+
+    def tick():  # 1 s of "time" per look at the clock: the outage is over after a few
+        clock["t"] += 1.0
+        return clock["t"]
+
+    stats = UsageStats()
+    policy = RetryPolicy(max_attempts=6, base_delay=0, max_delay=0)
+    seen = []
+    with pytest.raises(ServerUnavailable, match="give-up-after.*requests not sent"):
+        for index, completion in run_requests(FakeBackend(dead), [Request(f"p{i}") for i in
+                                                                  range(100)],
+                                              retry=policy, stats=stats,
+                                              outage=Outage(5, clock=tick)):
+            seen.append((index, completion.ok))
+    assert calls["n"] < 10  # not 100 requests x 6 attempts
+    assert seen and all(not ok for _, ok in seen)  # what was sent is yielded, as failed
+    assert stats.failed == len(seen) and "Connection error" in stats.last_error
+
+
+def test_one_answer_resets_the_outage_clock():
+    from selfinstruct.backends.requests import Outage
+
+    clock = {"t": 0.0}
+    outage = Outage(10, clock=lambda: clock["t"])
+    outage.failed(TransientBackendError("x"))
+    clock["t"] = 9.0
+    assert not outage.over()
+    outage.answered()
+    clock["t"] = 30.0
+    assert not outage.over()
+    outage.failed(TransientBackendError("y"))
+    clock["t"] = 40.0
+    assert outage.over() and outage.last_error.endswith("y")
+    assert not Outage(0).over()  # 0: never give up
+
+
+def test_the_wait_between_attempts_ends_when_the_outage_does():
+    import pytest
+
+    waited = []
+    state = {"over": False}
+
+    def fail():
+        raise TransientBackendError("down")
+
+    def sleep(seconds):
+        waited.append(seconds)
+        state["over"] = len(waited) >= 3  # the give-up time passes during the wait
+
+    policy = RetryPolicy(max_attempts=6, base_delay=60, max_delay=60)
+    with pytest.raises(TransientBackendError):
+        call_with_retry(fail, policy, sleep=sleep, give_up=lambda: state["over"])
+    assert len(waited) == 3 and sum(waited) < 60  # not the whole backoff

@@ -145,8 +145,10 @@ def test_output_is_replaced_atomically_and_keeps_its_mode(tmp_path):
     dedup_file(src, out)
     assert len(read_jsonl(out)) == 3 and (out.stat().st_mode & 0o777) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no temp left
-    dedup_file(src, src)  # in place: everything is read before anything is written
-    assert len(read_jsonl(src)) == 3
+    before = src.read_bytes()
+    with pytest.raises(UserError, match="is the input IN"):  # issue 29: never onto its input
+        dedup_file(src, src)
+    assert src.read_bytes() == before
 
 
 def test_progress_reports_done_and_total(tmp_path):
