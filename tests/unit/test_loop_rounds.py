@@ -15,10 +15,11 @@ from selfinstruct.loop import LoopOptions, ServedModel, run_config, run_loop
 
 @pytest.fixture()
 def recorded(monkeypatch, tmp_path):
-    calls = {"finetune": [], "generate": []}
+    calls = {"finetune": [], "generate": [], "mixed": []}
 
-    def fake_finetune(options, data, arm_dir, seed=None):
+    def fake_finetune(options, data, arm_dir, seed=None, mixed=False):
         seed = options.seed if seed is None else seed
+        calls["mixed"].append(mixed)
         calls["finetune"].append((str(data), arm_dir.name) if seed == options.seed
                                  else (str(data), arm_dir.name, seed))
         out = loop.finetune_dir(arm_dir, seed, options)
@@ -49,6 +50,17 @@ def test_round_zero_answers_with_the_seed_finetune_and_trains_with_seeds(recorde
     assert set(result.arms) == {"base", "seeds-only", "seeds+round-1"}
     steps = [s["step"] for s in result.steps]
     assert steps[:2] == ["seeds-only finetune", "round-1 generate"]
+
+
+def test_the_training_mix_goes_to_the_rounds_not_to_seeds_only(recorded, tmp_path):
+    result = run_loop(LoopOptions(out=str(tmp_path / "loop"), model="gemma-3-270m", seed=1,
+                                  round_zero=True, seeds_only_arm=True, seeds_upsample=3,
+                                  synthetic_tag="[machine-written]",
+                                  extra_finetune_seeds=[2]))
+    # the round trains on its own export: the fine-tune adds the seeds 3 times and the tag
+    assert recorded["finetune"][1] == (str(tmp_path / "round-1.json"), "round-1")
+    assert recorded["mixed"] == [False, True, False, True]
+    assert "seeds+round-1" in result.arms and "seeds+round-1@2" in result.arms
 
 
 def test_without_round_zero_the_model_answers_and_trains_on_its_data_alone(recorded, tmp_path):
