@@ -65,6 +65,12 @@ class Request:
     ``choices`` asks for scoring instead of generation: the log-probability of each choice
     as the continuation of ``prompt`` (e.g. ``(" Yes", " No")``), returned in
     :attr:`Completion.choice_logprobs`; the completion's text is the likeliest choice.
+    ``whole`` (with ``choices``) asks for every token of each choice to be scored, not
+    only its first: a backend that scores whole texts anyway (embedded, transformers)
+    ignores it; the OpenAI-compatible one then asks the server to echo the text with its
+    log-probabilities, and returns no scores from a server that cannot. Without it, a
+    server scores a choice by its first token (right for one-token choices like
+    ``" Yes"``).
     """
 
     prompt: str
@@ -72,6 +78,7 @@ class Request:
     prefix: str | None = None
     chat: bool = False
     choices: tuple[str, ...] = ()
+    whole: bool = False
 
     def __post_init__(self) -> None:
         if self.prefix is not None and not self.prompt.startswith(self.prefix):
@@ -140,5 +147,7 @@ def request_key(identity: dict, request: Request) -> str:
     }
     if request.choices:  # absent otherwise, so keys written before scoring existed stay valid
         payload["choices"] = list(request.choices)
+    if request.whole:  # likewise: keys written before whole-text scoring stay valid
+        payload["whole"] = True
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()

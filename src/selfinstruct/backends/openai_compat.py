@@ -13,6 +13,18 @@ everything else fails the request at once. The SDK's own retries are off,
 so that one policy, in ``retry.py``, governs. 429, 503 and timeouts are also marked
 ``throttled``: the executor then lowers the requests in flight (``limiter.py``), which
 ``adaptive_concurrency`` asks for.
+
+Scoring (``Request.choices``): a choice's log-probability comes from the first token's top
+log-probabilities (``max_tokens=1``), which is exact for one-token choices (``" Yes"``,
+``" No"``). A request that sets ``Request.whole`` wants every token of a longer choice
+scored: it is asked the way OpenAI's legacy completions document it, ``prompt + choice``
+echoed with ``logprobs=1`` and ``max_tokens=0``, the choice's score the sum of the echoed
+tokens' log-probabilities from the end of ``prompt`` on (:func:`whole_text_logprob`).
+vLLM answers that; llama.cpp's server and others refuse it or leave the prompt's
+log-probabilities out. So :attr:`OpenAICompatBackend.scores_whole_texts` is a property
+that asks the server once, with a small echo request (:meth:`probe_whole_text_scoring`),
+and keeps the answer for the backend's life: a caller that needs whole-text scores checks
+it before asking for them, as the curated recipe's answers stage does.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import base64
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +48,8 @@ from selfinstruct.backends.base import (
     scored,
 )
 from selfinstruct.backends.pool.endpoints import public_url, redact_text, redact_url
-from selfinstruct.errors import UserError
+from selfinstruct.backends.retry import RetryPolicy, call_with_retry
+from selfinstruct.errors import ServerUnavailable, UserError
 
 TRANSIENT_STATUS = {408, 409, 429}
 AUTH_STATUS = {401, 403}  # the key is rejected: every request would be; the run stops
@@ -43,6 +57,8 @@ THROTTLE_STATUS = {429, 503}  # "send less": the adaptive concurrency backs off
 TOP_LOGPROBS = 20
 #: set to ``basic`` to send a ``--base-url``'s ``user:password@`` as HTTP Basic auth
 URL_CREDENTIALS_ENV = "SELFINSTRUCT_URL_CREDENTIALS"
+#: the prompt and choice of the request that asks a server whether it scores whole texts
+ECHO_PROBE = ("The capital of France is", " Paris.")
 
 
 class OpenAICompatBackend:
@@ -73,6 +89,11 @@ class OpenAICompatBackend:
         self._client = openai.OpenAI(
             api_key=key or "not-needed", base_url=sent_url, timeout=timeout, max_retries=0
         )
+        # whether the server scores whole texts (echo): None until asked
+        self._whole: bool | None = None
+        self._whole_lock = threading.Lock()
+        #: the retries of :meth:`probe_whole_text_scoring` on transient errors
+        self.probe_policy = RetryPolicy()
 
     def check_connection(self) -> None:
         """Fail fast, with one clear line, when the server cannot be reached at all.
@@ -109,7 +130,99 @@ class OpenAICompatBackend:
     def complete(self, requests: Sequence[Request]) -> list[Completion]:
         return [self._one(request) for request in requests]
 
+    @property
+    def scores_whole_texts(self) -> bool:
+        """Whether a ``Request.whole`` scoring request gets scores: the server echoes a
+        prompt with its log-probabilities. The first read asks the server
+        (:meth:`probe_whole_text_scoring`); later reads answer from memory."""
+        return self.probe_whole_text_scoring()
+
+    def probe_whole_text_scoring(self) -> bool:
+        """Ask the server, once for this backend, whether it scores whole texts: one echo
+        request (:data:`ECHO_PROBE`) whose answer must echo the text with a log-probability
+        for the choice's tokens. A refusal (400, 404, 422 and the like: ``echo`` or
+        ``max_tokens=0`` not supported) or an answer without them is a no, kept for the
+        backend's life. Transient errors are retried (:attr:`probe_policy`); a server still
+        unreachable after them raises :class:`~selfinstruct.errors.ServerUnavailable`
+        (the run ends incomplete, and a resume asks again); a rejected key raises
+        :class:`FatalBackendError`."""
+        if self._whole is not None:
+            return self._whole
+        try:
+            return call_with_retry(self._probe_once, self.probe_policy)
+        except FatalBackendError:
+            raise
+        except TransientBackendError as exc:
+            where = redact_url(self.base_url) if self.base_url else "the OpenAI API"
+            raise ServerUnavailable(self._scrub(
+                f"{where} did not answer whether it scores whole texts ({exc})")) from None
+
+    def _probe_once(self) -> bool:
+        """One probe (see :meth:`probe_whole_text_scoring`), under a lock so that requests
+        in flight together ask once; raises transient errors, keeps any answer."""
+        with self._whole_lock:
+            if self._whole is None:
+                prompt, choice = ECHO_PROBE
+                try:
+                    response = self._create(self._echo_params(prompt + choice))
+                except (FatalBackendError, TransientBackendError):
+                    raise
+                except BackendError:  # echo, logprobs or max_tokens=0 refused
+                    self._whole = False
+                else:  # the text echoed, nothing after it, the choice's tokens scored
+                    logprobs = _echo_logprobs(response)
+                    tokens = getattr(logprobs, "tokens", None) or []
+                    values = _choice_values(logprobs, prompt, choice)
+                    self._whole = bool(
+                        "".join(t for t in tokens if isinstance(t, str)).endswith(prompt + choice)
+                        and values and any(v is not None for v in values))
+            return self._whole
+
+    def _echo_params(self, text: str) -> dict[str, Any]:
+        return {"model": self.model, "prompt": text, "echo": True, "logprobs": 1,
+                "max_tokens": 0, "temperature": 0.0}
+
+    def _score_whole(self, request: Request) -> Completion:
+        """Each choice scored as a whole text, one echo request per choice; no scores
+        (``choice_logprobs`` None) from a server that cannot echo them."""
+        started = time.perf_counter()
+        if not self._probe_once():
+            return Completion(text="", finish_reason="stop")
+        scores: dict[str, float] = {}
+        prompt_tokens = 0
+        for choice in request.choices:
+            response = self._create(self._echo_params(request.prompt + choice))
+            score = whole_text_logprob(_echo_logprobs(response), request.prompt, choice)
+            if score is None:
+                return Completion(text="", finish_reason="stop",
+                                  seconds=time.perf_counter() - started)
+            scores[choice] = score
+            usage = getattr(response, "usage", None)
+            prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
+        return scored(scores, prompt_tokens=prompt_tokens, seconds=time.perf_counter() - started)
+
+    def _create(self, params: dict[str, Any], chat_prompt: str | None = None):
+        """One call of the SDK (chat when ``chat_prompt`` is given), its errors mapped onto
+        the error kinds of ``base.py``."""
+        try:
+            if chat_prompt is not None:
+                return self._client.chat.completions.create(
+                    messages=[{"role": "user", "content": chat_prompt}], **params
+                )
+            return self._client.completions.create(**params)
+        except self._openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except self._openai.APITimeoutError as exc:  # a subclass of APIConnectionError
+            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}"),
+                                        throttled=True) from None
+        except self._openai.APIConnectionError as exc:
+            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+        except (self._openai.OpenAIError, ValueError) as exc:  # malformed body and the like
+            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+
     def _one(self, request: Request) -> Completion:
+        if request.choices and request.whole and not request.chat:
+            return self._score_whole(request)
         s = request.sampling
         params: dict[str, Any] = {  # keyword arguments of the SDK's create()
             "model": self.model, "temperature": s.temperature, "top_p": s.top_p,
@@ -124,22 +237,10 @@ class OpenAICompatBackend:
             # server return them; OpenAI's legacy completions cap them at 5)
             params.update(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS, stop=None)
         started = time.perf_counter()
-        try:
-            if request.chat:
-                response = self._client.chat.completions.create(
-                    messages=[{"role": "user", "content": request.prompt}], **params
-                )
-            else:
-                response = self._client.completions.create(prompt=request.prompt, **params)
-        except self._openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except self._openai.APITimeoutError as exc:  # a subclass of APIConnectionError
-            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}"),
-                                        throttled=True) from None
-        except self._openai.APIConnectionError as exc:
-            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
-        except (self._openai.OpenAIError, ValueError) as exc:  # malformed body and the like
-            raise TransientBackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
+        if request.chat:
+            response = self._create(params, chat_prompt=request.prompt)
+        else:
+            response = self._create({"prompt": request.prompt, **params})
         return self._parse(response, request, time.perf_counter() - started)
 
     def _status_error(self, exc) -> BackendError:
@@ -208,6 +309,56 @@ class OpenAICompatBackend:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             seconds=seconds,
         )
+
+
+def _echo_logprobs(response) -> Any:
+    """The ``logprobs`` of an echo answer's first choice, or None."""
+    choices = getattr(response, "choices", None) or []
+    return getattr(choices[0], "logprobs", None) if choices else None
+
+
+def whole_text_logprob(logprobs, prompt: str, choice: str) -> float | None:
+    """The log-probability of ``choice`` after ``prompt``, from the ``logprobs`` of an
+    echo answer (``echo=True``, ``max_tokens=0``) to the prompt ``prompt + choice``: the
+    sum of ``token_logprobs`` over the tokens whose ``text_offset`` is at or past
+    ``len(prompt)``. A token that straddles the end of ``prompt`` counts as the prompt's.
+
+    Offsets are counted from the end of the echoed text (the last offset plus the last
+    token's length, which is ``len(prompt + choice)`` on OpenAI's API): a server that puts
+    a start-of-text token's text in front (vLLM echoes ``<|begin_of_text|>``) shifts every
+    offset by that much, and the split stays where it belongs.
+
+    Null log-probabilities add nothing. Only the first token of the text has one (nothing
+    comes before it). Normally that is the prompt's first token, or the start-of-text
+    token a server adds (then every token of the choice is scored). **An empty prompt** on
+    a server that adds no start-of-text token leaves the choice's own first token null:
+    the score is then that of the rest of the choice after its first token (0.0 for a
+    one-token choice), which is all such a server can tell.
+
+    None when there is nothing to read: no ``token_logprobs`` or ``text_offset``, lists of
+    different lengths, or a non-empty choice in which no token starts (one token spans
+    the end of the prompt and the whole choice)."""
+    values = _choice_values(logprobs, prompt, choice)
+    if values is None:
+        return None
+    return float(sum(value for value in values if value is not None))
+
+
+def _choice_values(logprobs, prompt: str, choice: str) -> list[float | None] | None:
+    """The ``token_logprobs`` of the choice's tokens (see :func:`whole_text_logprob`)."""
+    values = getattr(logprobs, "token_logprobs", None) if logprobs is not None else None
+    offsets = getattr(logprobs, "text_offset", None) if logprobs is not None else None
+    tokens = getattr(logprobs, "tokens", None) if logprobs is not None else None
+    if not values or not offsets or len(values) != len(offsets):
+        return None
+    shift = 0
+    if tokens and len(tokens) == len(offsets) and isinstance(tokens[-1], str):
+        shift = offsets[-1] + len(tokens[-1]) - len(prompt + choice)
+    start = len(prompt) + shift
+    inside = [value for offset, value in zip(offsets, values) if offset >= start]
+    if choice and not inside:
+        return None
+    return inside
 
 
 def scrub_forms(*secrets: str | None) -> list[str]:

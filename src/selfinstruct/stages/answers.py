@@ -16,8 +16,9 @@ select_tasks`), the answerer (the model, or its ``--answer-lora`` adapter) is as
    prompt and alone; IFD is the ratio of the two mean losses.
 
 Steps 2 and 3 need log-probabilities of whole texts (``scores_whole_texts``: the embedded
-and the transformers backends); elsewhere both are skipped and the manifest (``curation``)
-says so. The agreement threshold is ``--min-agreement``,
+and the transformers backends, and a server that echoes a prompt with its log-probabilities,
+such as vLLM, which the OpenAI-compatible backend asks once; their requests set
+``Request.whole``); elsewhere both are skipped and the manifest (``curation``) says so. The agreement threshold is ``--min-agreement``,
 or fitted first on seed tasks answered the same way (K+1 candidates, the extra one
 standing for the instance stage's own output), whose outputs are known; the fit and its
 leave-one-out precision go into the manifest. Those seed answers are cached in the cache
@@ -51,7 +52,8 @@ from selfinstruct.stages.postprocess import select_tasks
 STAGE = "answers"
 IFD_CAP = 1e6  # an infinite IFD (an output predictable with no prompt) is stored as this
 NO_WHOLE_TEXT_SCORES = ("round-trip labels and IFD skipped: the answerer does not score whole "
-                        "texts (a server scores only the first token)")
+                        "texts (a server that does not echo a prompt's log-probabilities "
+                        "scores only the first token)")
 
 
 @dataclass
@@ -86,6 +88,7 @@ def answer(ctx: AnswersContext) -> AnswersResult:
     with ctx.reporter.stage("answers", total) as bar:
         candidates = _candidates(ctx, items, demos, failed, bar)
         chosen = {key: medoid(texts) for key, texts in candidates.items()}
+        # a server backend asks its server here, once (one small echo request)
         if getattr(answerer, "scores_whole_texts", False):
             scores, skipped = _scores(ctx, items, candidates, chosen, demos[0], failed)
         else:
@@ -175,9 +178,11 @@ def _scores(ctx: AnswersContext, items, candidates, chosen, demo: Demonstrations
             continue
         plain = answer_prompt(ctx.templates, task.instruction, instance.input, 0)
         choice = answer_completion(ctx.templates, instance.input, output, 0)
-        requests.append(Request(plain, ctx.config.answer_sampling(0), choices=(choice,)))
+        requests.append(Request(plain, ctx.config.answer_sampling(0), choices=(choice,),
+                                whole=True))
         owners.append((key, "with_prompt"))
-        requests.append(Request("", ctx.config.answer_sampling(0), choices=(choice,)))
+        requests.append(Request("", ctx.config.answer_sampling(0), choices=(choice,),
+                                whole=True))
         owners.append((key, "alone"))
         labels = _labels(task) if task.is_classification else []
         if len(labels) > 1:
@@ -185,7 +190,7 @@ def _scores(ctx: AnswersContext, items, candidates, chosen, demo: Demonstrations
             choices = tuple(answer_completion(ctx.templates, instance.input, label, 0)
                             for label in labels)
             requests.append(Request(prompt, ctx.config.answer_sampling(0), prefix=demo.text or None,
-                                    choices=choices))
+                                    choices=choices, whole=True))
             owners.append((key, "labels"))
     raw: dict[tuple[str, int], dict] = {}
     skipped: set[str] = set()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from selfinstruct.backends.base import Backend, Completion, Request, TransientBackendError
+from selfinstruct.errors import ServerUnavailable
 
 COOLDOWN_SECONDS = 2.0
 MAX_COOLDOWN_SECONDS = 60.0
@@ -88,6 +89,25 @@ class BalancedBackend:
     def parallelism(self) -> int:
         """How many calls the pool can serve at once: one per member."""
         return len(self.members)
+
+    @property
+    def scores_whole_texts(self) -> bool:
+        """Whether every member scores whole texts, since any member may answer a scoring
+        request. A server member asks its server once
+        (:meth:`~selfinstruct.backends.openai_compat.OpenAICompatBackend.
+        probe_whole_text_scoring`); one that cannot be reached is left out of the answer
+        (its scoring requests, should it come back without echo, get no scores), unless
+        no member can be."""
+        answers: list[bool] = []
+        unreachable: ServerUnavailable | None = None
+        for member in self.members:
+            try:
+                answers.append(bool(getattr(member, "scores_whole_texts", False)))
+            except ServerUnavailable as exc:
+                unreachable = exc
+        if not answers and unreachable is not None:
+            raise unreachable
+        return all(answers)
 
     def complete(self, requests: Sequence[Request]) -> list[Completion]:
         with self._lock:
