@@ -1,8 +1,9 @@
 """What curation is worth, read by hand: a blind grading file, then its figures.
 
     python benchmarks/curation_audit.py sample RUN --out AUDIT_DIR [--n 50] [--seed 0]
-    # grade AUDIT_DIR/items.jsonl: set "valid", "input_ok", "correct" to true/false
-    python benchmarks/curation_audit.py score AUDIT_DIR [--grades FILE ...]
+    # move AUDIT_DIR/key.jsonl away from the graders; each grades items.jsonl into a
+    # copy, setting "valid", "input_ok", "correct" to true/false
+    python benchmarks/curation_audit.py score AUDIT_DIR --key KEY --grades A.jsonl [B.jsonl]
 
 ``RUN`` is a run of the curated recipe. ``sample`` draws ``n`` random instances that the
 paper's filters keep (before curation: :func:`selfinstruct.stages.postprocess.select_tasks`)
@@ -109,8 +110,8 @@ def _share(values: list[bool]) -> str:
         if values else "n/a"
 
 
-def score(audit: Path, grade_files: list[Path]) -> None:
-    key = {r["item"]: r for r in _records(audit / "key.jsonl")}
+def score(audit: Path, grade_files: list[Path], key_file: Path | None = None) -> None:
+    key = {r["item"]: r for r in _records(key_file or audit / "key.jsonl")}
     graders = [{r["item"]: r for r in _records(path)} for path in grade_files]
     grades = graders[0]
     missing = [n for n in key if grades.get(n, {}).get("correct") is None]
@@ -160,11 +161,12 @@ def main() -> None:
     c = sub.add_parser("score")
     c.add_argument("audit", type=Path)
     c.add_argument("--grades", type=Path, nargs="+")
+    c.add_argument("--key", type=Path, help="key.jsonl, if moved away from the graders")
     args = parser.parse_args()
     if args.command == "sample":
         sample(args.run, args.out, args.n, args.seed)
     else:
-        score(args.audit, args.grades or [args.audit / "items.jsonl"])
+        score(args.audit, args.grades or [args.audit / "items.jsonl"], args.key)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ it asks no model. In order, the first that fires:
 ============================  =================================================================
 reason                        when
 ============================  =================================================================
+``one_label``                 classification: every instance of the task has the same label,
+                              so no round trip can check it (and it teaches no distinction)
 ``label_not_recovered``       classification: another of the task's labels is at least as
                               likely as the instance's own after its instruction and input
 ``no_consensus``              other tasks: the candidates' agreement (the medoid's mean
@@ -41,12 +43,20 @@ def curate(task: Task, record: dict, min_agreement: float | None,
     seeds). An instance without an answer entry is dropped as ``not_answered``."""
     by_pair = {(a["input"], a["output"]): a for a in record.get("instances", [])}
     threshold = min_agreement if min_agreement is not None else record.get("threshold")
+    # the round trip ran when the answerer scored whole texts (the record says so; older
+    # records: any instance has an IFD)
+    scored = record.get("scored", any("ifd" in a for a in record.get("instances", [])))
+    labels = {i.output for i in task.instances}
+    one_label = bool(task.is_classification) and scored and len(labels) < 2
     kept: list[Instance] = []
     dropped: list[Dropped] = []
     for instance in task.instances:
         answer = by_pair.get((instance.input, instance.output))
         if answer is None:
             dropped.append((instance, "not_answered", ""))
+            continue
+        if one_label:
+            dropped.append((instance, "one_label", _detail(labels=sorted(labels))))
             continue
         reason = decide(answer, bool(task.is_classification), threshold, max_ifd)
         if reason is not None:

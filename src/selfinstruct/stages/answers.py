@@ -111,7 +111,8 @@ def answer(ctx: AnswersContext) -> AnswersResult:
             entries.append(entry)
         ctx.run.answers.append([{"id": task.id, "instruction": task.instruction,
                                  "is_classification": bool(task.is_classification),
-                                 "threshold": threshold, "instances": entries}])
+                                 "threshold": threshold, "scored": not skipped,
+                                 "instances": entries}])
         written += len(entries)
     return AnswersResult(len(done) + sum(1 for t in asked if t.id not in done
                                          and t.id not in failed),

@@ -101,13 +101,28 @@ def test_curate_each_reason():
     assert [i.input for i in kept] == ["France", "Peru"]
 
     clf = Task("c", "Is it positive?", [Instance("I love it", "Positive"),
-                                         Instance("I hate it", "Positive")], True)
+                                         Instance("I hate it", "Positive"),
+                                         Instance("It is fine", "Negative")], True)
     record = _record([
         {"input": "I love it", "output": "Positive",
          "labels": {"Positive": -0.2, "Negative": -3.0}, "ifd": 0.5},
         {"input": "I hate it", "output": "Positive",
          "labels": {"Positive": -2.5, "Negative": -0.4}, "ifd": 0.5},
+        {"input": "It is fine", "output": "Negative",
+         "labels": {"Positive": -1.5, "Negative": -0.9}, "ifd": 0.5},
     ])
     kept, dropped = curate(clf, record, None, 1.0)
-    assert kept == [Instance("I love it", "Positive")]
+    assert kept == [Instance("I love it", "Positive"), Instance("It is fine", "Negative")]
     assert dropped[0][1] == "label_not_recovered" and '"recovered": "Negative"' in dropped[0][2]
+
+
+def test_a_task_with_one_label_offers_no_round_trip():
+    clf = Task("c", "Name the mood.", [Instance("I love it", "Happy"),
+                                       Instance("I hate it", "Happy")], True)
+    entries = [{"input": i.input, "output": i.output, "ifd": 0.5} for i in clf.instances]
+    kept, dropped = curate(clf, _record(entries), None, 1.0)
+    assert kept == [] and [reason for _, reason, _ in dropped] == ["one_label"] * 2
+    # a backend that could not score: no round trip was tried, nothing is held against it
+    unscored = [{"input": i.input, "output": i.output} for i in clf.instances]
+    kept, dropped = curate(clf, {**_record(unscored), "scored": False}, None, 1.0)
+    assert kept == clf.instances and dropped == []
