@@ -1,14 +1,20 @@
-"""Progress display: one bar per stage, on stderr, so stdout stays clean for data.
+"""Progress display: one bar per phase, on stderr, so stdout stays clean for data.
 
-Stages talk to a :class:`Reporter` and never to rich directly; tests and library users
-get :class:`SilentReporter` unless they ask for bars.
+Stages (and the other long phases: loading a model, assembling Gemma's GGUF file, the
+calibration, the analysis report, an export) talk to a :class:`Reporter` and never to
+rich directly; tests and library users get :class:`SilentReporter` unless they ask for
+bars. :class:`RichReporter` draws a bar with the count, the elapsed time and an ETA when
+stderr is a terminal, and writes one line when a phase starts and one when it ends
+(:class:`LineReporter`) when it is not (a log file, CI).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import Protocol, TextIO
 
 
 class StageProgress(Protocol):
@@ -38,16 +44,76 @@ class SilentReporter:
         yield _Silent()
 
 
+class _Count:
+    def __init__(self, total: int | None) -> None:
+        self.done, self.total_, self.note_ = 0, total, ""
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+
+    def total(self, total: int) -> None:
+        self.total_ = total
+
+    def note(self, text: str) -> None:
+        self.note_ = text
+
+
+class LineReporter:
+    """One line when a phase starts and one when it ends (with its count and duration),
+    for a stderr that is not a terminal: a log keeps the phases without a bar's redraws."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def _write(self, text: str) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    @contextmanager
+    def stage(self, name: str, total: int | None) -> Iterator[StageProgress]:
+        count = _Count(total)
+        self._write(f"{name}: started" + (f" ({total:,})" if total else ""))
+        started = time.perf_counter()
+        ok = False
+        try:
+            yield count
+            ok = True
+        finally:
+            seconds = time.perf_counter() - started
+            done = (f" {count.done:,}/{count.total_:,}," if count.total_
+                    else f" {count.done:,}," if count.done else "")
+            note = f" ({count.note_})" if count.note_ else ""
+            self._write(f"{name}: {'done' if ok else 'stopped'},{done} {seconds:.1f} s{note}")
+
+
+def reporter_for(stream: TextIO | None = None, quiet: bool = False) -> Reporter:
+    """Bars on a terminal, start and end lines elsewhere, nothing when ``quiet``."""
+    if quiet:
+        return SilentReporter()
+    stream = stream or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        return RichReporter()
+    return LineReporter(stream)
+
+
 class RichReporter:
-    """Rich progress bars: description, bar, count, elapsed and remaining time, a note."""
+    """Rich progress bars: description, bar, count, elapsed and remaining time, a note.
+    Where stderr is not a terminal, the start and end lines of :class:`LineReporter`."""
 
     def __init__(self) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True)
+        self._lines = None if self.console.is_terminal else LineReporter()
 
     @contextmanager
     def stage(self, name: str, total: int | None) -> Iterator[StageProgress]:
+        if self._lines is not None:
+            with self._lines.stage(name, total) as lines:
+                yield lines
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

@@ -11,7 +11,11 @@ Two rules (:mod:`selfinstruct.rules.classification`), chosen by the recipe or ``
   seed tasks the prompt does not show; it and its leave-one-out accuracy go into the
   manifest (``classification_calibration``), and each record carries its score
   (``margin``), the threshold and the per-prompt margins. A backend that returns no
-  log-probabilities falls back to the paper rule, and the manifest says so.
+  log-probabilities falls back to the paper rule, and the manifest says so. Where the
+  package ships the calibration of this model, seeds and templates
+  (:mod:`selfinstruct.calibrations`: the bundled models on the bundled seeds and
+  templates), the seed tasks are not scored at all: the manifest says
+  ``"source": "shipped"`` and names the file; otherwise ``"source": "scored"``.
 
 Resume: instructions already in ``classifications.jsonl`` are skipped; a request that
 failed for good goes to ``failures.jsonl`` and is tried again on the next run. The seed
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 
 from selfinstruct.backends.base import Request
 from selfinstruct.backends.requests import batches
+from selfinstruct.calibrations import calibration_key, find_shipped
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import classification_prompt
 from selfinstruct.rules.classification import (
@@ -158,7 +163,20 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
         _paper_rule_instead(ctx, f"the calibrated rule {why}")
         return None
     prompts = scoring_templates(ctx.templates)
+    shipped = find_shipped(calibration_key(ctx.backend.identity, tasks, prompts))
+    if shipped is not None:
+        ctx.record_calibration({"rule": "calibrated", "source": "shipped",
+                                "file": f"selfinstruct/calibrations/{shipped.name}",
+                                **shipped.calibration.as_dict()})
+        return shipped.calibration
     requests = scoring_requests(prompts, [t.instruction for t in tasks])
+    if not ctx.may_score_seeds and not all(
+            c.ok for _, c in ctx.ask_shared("calibrate", requests)):
+        _paper_rule_instead(
+            ctx, f"no calibration of this model with these seeds and templates is shipped "
+                 f"or cached yet (a run scores {len(requests):,} seed-task prompts first, "
+                 f"once per model and machine)")
+        return None
     margins: list[list[float | None]] = [[None] * len(tasks) for _ in prompts]
     with ctx.reporter.stage("calibrate", len(requests)) as bar:
         # the first request alone: a backend without log-probabilities costs one request
@@ -179,7 +197,7 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
         return None
     calibration = calibrate([[float(m) for m in row if m is not None] for row in margins],
                             labels)
-    ctx.record_calibration({"rule": "calibrated", **calibration.as_dict()})
+    ctx.record_calibration({"rule": "calibrated", "source": "scored", **calibration.as_dict()})
     return calibration
 
 
