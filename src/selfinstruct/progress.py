@@ -142,3 +142,16 @@ class RichReporter:
 
         with progress:
             yield _Handle()
+
+
+_AMBIENT: list[Reporter] = [SilentReporter()]
+
+
+def ambient() -> Reporter:
+    """The reporter the command installed (:func:`set_ambient`), for long phases deep in
+    the call tree that no stage context reaches: assembling a model file, the report."""
+    return _AMBIENT[0]
+
+
+def set_ambient(reporter: Reporter) -> None:
+    _AMBIENT[0] = reporter

@@ -137,3 +137,24 @@ def score_tasks(backend, prompts: Sequence[str], instructions: Sequence[str], *,
         if on_each is not None:
             on_each()
     return margins
+
+
+# Scores recomputed on another CPU differ from the shipped ones in their low bits (other
+# SIMD kernels sum in another order); on the machine that computed a file they are equal.
+# Margins spread over several nats across the seed tasks (each prompt's scale, the
+# standard deviation, is about 1 to 2 nats), so 0.05 nats is far below anything that moves
+# a decision, and far above the low-bit noise.
+TOLERANCE = 0.05
+
+
+def disagreements(shipped: ShippedCalibration, recomputed: dict[tuple[int, int], float],
+                  tolerance: float = TOLERANCE) -> list[str]:
+    """Each (prompt, task) whose recomputed margin is more than ``tolerance`` from the
+    shipped one, described; empty when they agree."""
+    out = []
+    for (p, i), value in sorted(recomputed.items()):
+        expected = shipped.margins[p][i]
+        if abs(value - expected) > tolerance:
+            out.append(f"prompt {p}, task {i} ({shipped.instructions[i][:50]!r}): "
+                       f"{value:+.4f}, shipped {expected:+.4f}")
+    return out

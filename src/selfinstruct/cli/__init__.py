@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from selfinstruct.progress import SilentReporter, reporter_for, set_ambient
+
+    set_ambient(reporter_for(quiet=bool(getattr(args, "quiet", False))))
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("selfinstruct: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        set_ambient(SilentReporter())  # a library caller in the same process sees no bars
 
 
 def os_error_line(exc: OSError) -> str:

@@ -156,6 +156,7 @@ def handle_instances(args: argparse.Namespace) -> int:
 
 
 def handle_export(args: argparse.Namespace) -> int:
+    from selfinstruct.progress import ambient
     from selfinstruct.records import Task
     from selfinstruct.stages.export import DEFAULT_NAMES, export
 
@@ -177,14 +178,15 @@ def handle_export(args: argparse.Namespace) -> int:
             tasks = apply_reviews(ctx.run.path, tasks)
             name = f"reviewed_{name}"
         target = args.output or ctx.run.exports / name
-        if args.format == "hf":
-            path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
-        else:
-            from selfinstruct.rules.tags import read_run_tags
+        with ambient().stage(f"export {args.format}", None):
+            if args.format == "hf":
+                path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
+            else:
+                from selfinstruct.rules.tags import read_run_tags
 
-            run_tags = read_run_tags(ctx.run.path) if args.tags else None
-            path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,
-                          ctx.config.recipe, run_tags)
+                run_tags = read_run_tags(ctx.run.path) if args.tags else None
+                path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,
+                              ctx.config.recipe, run_tags)
     finally:
         ctx.close()
     rows = sum(len(t.instances) for t in tasks)
