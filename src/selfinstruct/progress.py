@@ -118,16 +118,21 @@ class RichReporter:
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
-        progress = Progress(
-            TextColumn("[bold]{task.description:<15}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            TextColumn("{task.fields[note]}"), console=self.console, transient=False,
-        )
+        name_column = TextColumn("[bold]{task.description:<20}")
+        if total is None:  # a phase without a count (loading a model): its time, then done
+            columns = [name_column, SpinnerColumn(finished_text="✓"), TimeElapsedColumn(),
+                       TextColumn("{task.fields[note]}")]
+        else:
+            columns = [name_column, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TextColumn("eta"), TimeRemainingColumn(),
+                       TextColumn("{task.fields[note]}")]
+        progress = Progress(*columns, console=self.console, transient=False)
         task = progress.add_task(name, total=total, note="")
 
         class _Handle:
@@ -142,6 +147,8 @@ class RichReporter:
 
         with progress:
             yield _Handle()
+            if total is None:
+                progress.update(task, total=1, completed=1)  # the spinner's ✓
 
 
 _AMBIENT: list[Reporter] = [SilentReporter()]

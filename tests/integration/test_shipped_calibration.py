@@ -1,6 +1,6 @@
 """The shipped SmolLM2 calibration against the model itself: part of it recomputed (six
 seed tasks, three of the ten prompts), each score compared with the shipped one within
-:data:`selfinstruct.calibrations.TOLERANCE` (0.05 nats; scores differ in their low bits
+:data:`selfinstruct.calibrations.TOLERANCE` (0.01 nats; scores differ in their low bits
 from one CPU to another, and are equal on the machine that computed the file); and the
 preview on the real model is the beginning of the real run."""
 

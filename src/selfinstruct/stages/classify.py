@@ -183,6 +183,7 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
         # (the full list below asks it again, from the cache, so the groups are the same)
         for _, completion in ctx.ask_shared("calibrate", requests[:1]):
             if completion.ok and margin_of(completion) is None:
+                bar.note("no log-probabilities: the paper rule instead")
                 _paper_rule_instead(ctx, "the backend returns no log-probabilities")
                 return None
         for offset, completion in ctx.ask_shared("calibrate", requests):
