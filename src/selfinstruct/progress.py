@@ -11,6 +11,7 @@ stderr is a terminal, and writes one line when a phase starts and one when it en
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -58,33 +59,63 @@ class _Count:
         self.note_ = text
 
 
-class LineReporter:
-    """One line when a phase starts and one when it ends (with its count and duration),
-    for a stderr that is not a terminal: a log keeps the phases without a bar's redraws."""
+# A phase shorter than this many seconds writes no line off a terminal.
+LINE_DELAY = 2.0
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+
+class LineReporter:
+    """For a stderr that is not a terminal (a log file, CI): a line when a phase has run for
+    ``delay`` seconds (:data:`LINE_DELAY`; "started"), and one when it ends, with its count
+    and duration. A shorter phase writes nothing: a log keeps the long phases, and a failed
+    command's error stays the one line it prints."""
+
+    def __init__(self, stream: TextIO | None = None, delay: float | None = None) -> None:
         self.stream = stream
+        self.delay = LINE_DELAY if delay is None else delay
+        self._lock = threading.Lock()
 
     def _write(self, text: str) -> None:
         stream = self.stream or sys.stderr
-        stream.write(text + "\n")
-        stream.flush()
+        with self._lock:
+            stream.write(text + "\n")
+            stream.flush()
 
     @contextmanager
     def stage(self, name: str, total: int | None) -> Iterator[StageProgress]:
         count = _Count(total)
-        self._write(f"{name}: started" + (f" ({total:,})" if total else ""))
         started = time.perf_counter()
+        state = {"announced": False, "ended": False}
+        guard = threading.Lock()
+
+        def announce() -> None:
+            with guard:
+                if not state["ended"]:
+                    state["announced"] = True
+                    self._write(f"{name}: started" + (f" ({total:,})" if total else ""))
+
+        timer = None
+        if self.delay <= 0:
+            announce()
+        else:
+            timer = threading.Timer(self.delay, announce)
+            timer.daemon = True
+            timer.start()
         ok = False
         try:
             yield count
             ok = True
         finally:
-            seconds = time.perf_counter() - started
-            done = (f" {count.done:,}/{count.total_:,}," if count.total_
-                    else f" {count.done:,}," if count.done else "")
-            note = f" ({count.note_})" if count.note_ else ""
-            self._write(f"{name}: {'done' if ok else 'stopped'},{done} {seconds:.1f} s{note}")
+            if timer is not None:
+                timer.cancel()
+            with guard:
+                state["ended"] = True
+                if state["announced"]:
+                    seconds = time.perf_counter() - started
+                    done = (f" {count.done:,}/{count.total_:,}," if count.total_
+                            else f" {count.done:,}," if count.done else "")
+                    note = f" ({count.note_})" if count.note_ else ""
+                    self._write(f"{name}: {'done' if ok else 'stopped'},{done} "
+                                f"{seconds:.1f} s{note}")
 
 
 def reporter_for(stream: TextIO | None = None, quiet: bool = False) -> Reporter:

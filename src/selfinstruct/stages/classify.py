@@ -147,8 +147,11 @@ def _classify_calibrated(ctx: ClassifyContext, todo: list[dict], calibration: Ca
 
 
 def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
-    """Score the held-out seed tasks with every prompt, fit the calibration, record it in
-    the manifest. None, with the reason in the manifest, where the rule cannot be fitted:
+    """The calibration the package ships for this model, seeds and templates, or: score
+    the held-out seed tasks with every prompt (through the shared cache) and fit it.
+    Recorded in the manifest with its ``source``. A context that may not score the seeds
+    (the preview) uses the shared cache's scores when it holds them all, and otherwise the
+    paper rule, saying why. None, with the reason in the manifest, where the rule cannot be fitted:
     the backend gives no log-probabilities (found by its first answer, before the other
     requests are sent), or the seeds have too few labelled tasks and the recipe, not
     ``--classifier calibrated``, chose the rule."""

@@ -690,8 +690,12 @@ def test_atomic_write_names_the_path_and_cleans_up_on_error(tmp_path, monkeypatc
         "out.json"]
 
 
-def test_a_run_off_a_terminal_logs_each_phase_once(tmp_path, capsys):
-    """stderr is not a terminal here: each phase writes a start and an end line, no bar."""
+def test_a_run_off_a_terminal_logs_each_phase_once(tmp_path, capsys, monkeypatch):
+    """stderr is not a terminal here: each phase writes a start and an end line (here
+    every phase counts as long), no bar."""
+    import selfinstruct.progress
+
+    monkeypatch.setattr(selfinstruct.progress, "LINE_DELAY", 0)
     with FakeServer() as server:
         code, _, err = cli(capsys, "run", "--out", tmp_path / "r", "--base-url", server.url,
                            "--model", "fake", "--num-instructions", "2")
