@@ -177,7 +177,11 @@ class RichReporter:
                 progress.update(task, note=text)
 
         with progress:
-            yield _Handle()
+            try:
+                yield _Handle()
+            except BaseException:
+                progress.update(task, note="stopped")
+                raise
             if total is None:
                 progress.update(task, total=1, completed=1)  # the spinner's ✓
 

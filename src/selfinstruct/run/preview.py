@@ -213,7 +213,8 @@ def classification_line(preview: Preview) -> str | None:
     if not entry:
         return None
     if entry.get("rule") == "paper":
-        return f"classification: the paper rule: {entry.get('note', '')}"
+        note = str(entry.get("note", "")).removesuffix("; the paper rule was used")
+        return f"classification: the paper rule, not the calibrated one: {note}"
     source = {"shipped": f"shipped with the package ({entry.get('file', '')})",
               "scored": "the seed-task scores in the shared cache"}.get(
         entry.get("source", ""), entry.get("source", ""))

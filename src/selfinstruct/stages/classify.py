@@ -175,10 +175,15 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
     requests = scoring_requests(prompts, [t.instruction for t in tasks])
     if not ctx.may_score_seeds and not all(
             c.ok for _, c in ctx.ask_shared("calibrate", requests)):
-        _paper_rule_instead(
-            ctx, f"no calibration of this model with these seeds and templates is shipped "
-                 f"or cached yet (a run scores {len(requests):,} seed-task prompts first, "
-                 f"once per model and machine)")
+        if ctx.backend.identity.get("sha256"):  # its answers are shared (run/shared_cache)
+            why = (f"no calibration of this model with these seeds and templates is shipped "
+                   f"or in the shared cache yet (a run scores its {len(requests):,} seed-task "
+                   f"prompts first, once per model and machine)")
+        else:
+            why = (f"the calibration scores {len(requests):,} seed-task prompts first, which "
+                   f"the preview does not (a run does; this backend's answers are not shared "
+                   f"between runs)")
+        _paper_rule_instead(ctx, why)
         return None
     margins: list[list[float | None]] = [[None] * len(tasks) for _ in prompts]
     with ctx.reporter.stage("calibrate", len(requests)) as bar:

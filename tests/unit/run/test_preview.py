@@ -59,7 +59,7 @@ def test_preview_filters_classifies_and_writes_instances(tmp_path, monkeypatch):
     assert len(backend.prompts) == 1 + 3 + 3  # one bootstrap request, three tasks
     # the refined recipe calibrates; nothing is shipped or cached for this model
     assert preview.classification["rule"] == "paper"
-    assert "no calibration of this model" in preview.classification["note"]
+    assert "which the preview does not" in preview.classification["note"]
     assert list(tmp_path.iterdir()) == []  # nothing written, the home included
 
 
@@ -298,3 +298,16 @@ def test_preview_on_the_embedded_model_prints_the_table_and_writes_nothing(tmp_p
     assert "classification: " in out
     assert list(work.iterdir()) == []  # no run directory, no cache file
     assert not home.exists() or not any(p.is_file() for p in home.rglob("*"))
+
+
+def test_without_a_shipped_or_cached_calibration_the_preview_says_so(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("SELFINSTRUCT_HOME", str(home))
+    backend = PinnedFake(varied)
+    preview = run_preview(RunConfig(seed=3), backend, tasks=2)
+    assert preview.classification["rule"] == "paper"
+    assert "shipped or in the shared cache yet" in preview.classification["note"]
+    assert not any(r.choices for r in backend.requests)  # no seed task scored
+    assert not home.exists()  # the shared cache is read, never created
+    text = _render(preview)
+    assert "classification: the paper rule, not the calibrated one: no calibration" in text
