@@ -46,7 +46,7 @@ class PreviewTask:
     id: str
     instruction: str
     is_classification: bool | None = None  # None: the classification request failed
-    answer: str = ""  # the paper rule's raw answer, or the calibrated margin
+    answer: str = ""  # the paper rule's raw answer, or the calibrated score (vs its threshold)
     instances: list[Instance] = field(default_factory=list)  # kept by the filters
     dropped: dict[str, int] = field(default_factory=dict)  # by the parser and the filters
     task_dropped: str | None = None  # the filters' reason for dropping the whole task
@@ -171,7 +171,7 @@ def read_preview(ctx: PreviewContext, model_name: str) -> Preview:
         label = labels.get(record["id"])
         if label is not None:
             task.is_classification = label["is_classification"]
-            task.answer = (f"margin {label['margin']:+.2f}" if "margin" in label
+            task.answer = (f"score {label['margin']:+.2f}" if "margin" in label
                            else label["raw_answer"].strip())
         reasons = Counter(d["reason"] for d in (made.get(record["id"]) or {}).get("dropped", []))
         reasons.update(dropped.get(record["id"], Counter()))
