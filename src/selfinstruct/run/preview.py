@@ -184,14 +184,6 @@ def read_preview(ctx: PreviewContext, model_name: str) -> Preview:
     return preview
 
 
-def open_preview_backend(config: RunConfig) -> tuple[Backend, str]:
-    """The run's model, opened as a run opens it (kept for callers that hold the backend)."""
-    from selfinstruct.backends.opening import open_model
-
-    backend, info = open_model(config.model_options())
-    return backend, info.name
-
-
 # --- rendering ---------------------------------------------------------------------------
 
 def _short(text: str, limit: int = 160) -> str:
