@@ -24,10 +24,29 @@ SCHEMA_VERSION = 1
 
 
 class ResponseCache:
-    def __init__(self, path: str | Path):
+    """``readonly``: open an existing cache for lookups only: nothing is created or
+    changed, not even its journal mode (:meth:`put` then raises). Without a writer's
+    ``-wal`` file beside it the file is opened ``immutable`` (a read-only connection to a
+    WAL database would leave ``-wal`` and ``-shm`` files behind); with one, ``mode=ro``,
+    which sees the writer's latest answers."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
         self._lock = threading.Lock()
         db: sqlite3.Connection | None = None
+        if readonly:
+            try:
+                live = self.path.with_name(self.path.name + "-wal").exists()
+                query = "mode=ro" if live else "mode=ro&immutable=1"
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
+                                     check_same_thread=False, isolation_level=None)
+                db.execute("SELECT COUNT(*) FROM responses LIMIT 1")
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                raise self._error(exc) from None
+            self._db = db
+            return
         try:
             db = sqlite3.connect(str(self.path), check_same_thread=False,
                                  isolation_level=None)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from selfinstruct.backends.base import Backend, Completion, Request, request_key
 from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.errors import UserError
 from selfinstruct.progress import Reporter, SilentReporter
 from selfinstruct.prompts import PromptTemplates
 from selfinstruct.records import Instance
@@ -90,7 +91,12 @@ class PreviewContext(RunContext):
 
         path = home_dir() / SHARED_CACHE_NAME
         identity = self.backend.identity
-        shared = ResponseCache(path) if pins_weights(identity) and path.is_file() else None
+        shared = None
+        if pins_weights(identity) and path.is_file():
+            try:
+                shared = ResponseCache(path, readonly=True)
+            except UserError:  # unreadable: as if it held nothing
+                shared = None
         try:
             for i, request in enumerate(requests):
                 hit = shared.get(request_key(identity, request)) if shared else None

@@ -161,7 +161,11 @@ def test_the_preview_is_the_first_part_of_the_run(tmp_path, monkeypatch, recipe)
     config = RunConfig(seed=3, num_instructions=12, recipe=recipe)
     kept, labels, tasks, manifest = _run_records(tmp_path, config, PinnedFake(varied))
     assert len(kept) == 12
+    home = tmp_path / "home"
+    before = {p.name: p.read_bytes() for p in home.iterdir()} if home.exists() else {}
     preview = run_preview(config, PinnedFake(varied), tasks=5)
+    after = {p.name: p.read_bytes() for p in home.iterdir()} if home.exists() else {}
+    assert after == before  # the shared cache read, not written (not even its journal)
     assert [(t.id, t.instruction) for t in preview.tasks] == kept[:5]
     assert [t.is_classification for t in preview.tasks] == [labels[i] for i, _ in kept[:5]]
     assert [t.instances for t in preview.tasks] == [tasks.get(i, []) for i, _ in kept[:5]]
