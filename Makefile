@@ -2,7 +2,7 @@
 .PHONY: check lint types test fast
 check: lint types test
 lint:
-	python3 -m ruff check src tests benchmarks
+	python3 -m ruff check src tests benchmarks scripts
 types:
 	python3 -m mypy
 test:

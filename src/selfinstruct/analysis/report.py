@@ -76,8 +76,14 @@ def _seed_scores(run: RunRecords, texts: list[str]) -> tuple[list[float], str | 
 def collect(run: RunRecords, *, nlp=None, sample_size: int = SAMPLE_SIZE,
             sample_seed: int | None = None) -> ReportData:
     """Every number the report shows; ``nlp`` is a loaded spaCy pipeline (loaded if None)."""
+    from selfinstruct.progress import ambient
+
     texts = [r["instruction"] for r in run.instructions]
-    pairs = extract_pairs(texts, nlp or load_nlp())
+    if nlp is None:
+        with ambient().stage("report: load spaCy", None):
+            nlp = load_nlp()
+    with ambient().stage("report: parse", len(texts)) as bar:
+        pairs = extract_pairs(texts, nlp, on_each=bar.advance)
     scores, note = _seed_scores(run, texts)
     seed = run.manifest.get("seed", 0) if sample_seed is None else sample_seed
     quality = None
@@ -168,12 +174,15 @@ def write_report(run_dir: str | Path, *, nlp=None, sample_size: int = SAMPLE_SIZ
     """Write ``RUN/report/index.html`` and its PNGs; returns the HTML file's path."""
     require_analysis()
     run = RunRecords.load(run_dir)
+    from selfinstruct.progress import ambient
+
     folder = run.path / REPORT_DIR
     check_output_folder(folder, "report", legacy=_report_before_markers)
     data = collect(run, nlp=nlp, sample_size=sample_size, sample_seed=sample_seed)
     mark_output_folder(folder, "report")
     try:
-        draw(data, folder)
+        with ambient().stage("report: figures", None):
+            draw(data, folder)
     except OSError as exc:  # matplotlib writes the figures itself: name the folder
         where = exc.filename or folder
         raise UserError(f"{where}: cannot write the report ({_reason(exc)})") from None

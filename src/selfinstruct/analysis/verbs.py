@@ -78,9 +78,15 @@ def verb_noun(doc) -> tuple[str, str] | None:
     return verb.lower(), noun.lower()
 
 
-def extract_pairs(texts: Sequence[str], nlp, batch_size: int = 256) -> list[tuple[str, str] | None]:
-    """One (verb, noun) or None per text, in order."""
-    return [verb_noun(doc) for doc in nlp.pipe(texts, batch_size=batch_size)]
+def extract_pairs(texts: Sequence[str], nlp, batch_size: int = 256,
+                  on_each=None) -> list[tuple[str, str] | None]:
+    """One (verb, noun) or None per text, in order; ``on_each()`` after each text."""
+    pairs = []
+    for doc in nlp.pipe(texts, batch_size=batch_size):
+        pairs.append(verb_noun(doc))
+        if on_each is not None:
+            on_each()
+    return pairs
 
 
 @dataclass(frozen=True)

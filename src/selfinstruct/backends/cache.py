@@ -24,9 +24,32 @@ SCHEMA_VERSION = 1
 
 
 class ResponseCache:
-    def __init__(self, path: str | Path):
+    """``readonly``: open an existing cache for lookups only: nothing is created or
+    changed, not even its journal mode (:meth:`put` then raises). Without a writer's
+    ``-wal`` file beside it the file is opened ``immutable`` (a read-only connection to a
+    WAL database would leave ``-wal`` and ``-shm`` files behind); with one, ``mode=ro``,
+    which sees the writer's latest answers."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._db = self._open_readonly() if readonly else self._open()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
+        try:
+            live = self.path.with_name(self.path.name + "-wal").exists()
+            query = "mode=ro" if live else "mode=ro&immutable=1"
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True,
+                                 check_same_thread=False, isolation_level=None)
+            db.execute("SELECT COUNT(*) FROM responses LIMIT 1")
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise self._error(exc) from None
+        return db
+
+    def _open(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(str(self.path), check_same_thread=False,
@@ -45,7 +68,7 @@ class ResponseCache:
             if db is not None:
                 db.close()
             raise self._error(exc) from None
-        self._db: sqlite3.Connection = db
+        return db
 
     def _error(self, exc: sqlite3.Error) -> UserError:
         """One line naming the cache file (a file that is not a database, a full disk)."""

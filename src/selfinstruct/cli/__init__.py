@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from selfinstruct.progress import SilentReporter, reporter_for, set_ambient
+
+    set_ambient(reporter_for(quiet=bool(getattr(args, "quiet", False))))
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -127,6 +130,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"selfinstruct: {what}; everything answered is saved; re-run the same command "
               "to resume", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    finally:
+        set_ambient(SilentReporter())  # a library caller in the same process sees no bars
 
 
 def os_error_line(exc: OSError) -> str:

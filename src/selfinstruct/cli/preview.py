@@ -1,4 +1,4 @@
-"""``selfinstruct run --preview [N]``: try the settings on one request, write nothing.
+"""``selfinstruct run --preview [N]``: the run's first N instructions, written nowhere.
 
 Every ``run`` option applies; with ``--out`` naming an existing run, its parameters are
 the base, as when resuming it. See :mod:`selfinstruct.run.preview`.
@@ -15,9 +15,10 @@ PREVIEW_TASKS = 3  # selfinstruct.run.preview.PREVIEW_TASKS, not imported at par
 def add_preview_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preview", nargs="?", type=int, const=PREVIEW_TASKS, default=None, metavar="N",
-        help=f"send one bootstrap request, classify and write instances for the first N "
-             f"instructions it keeps (default N: {PREVIEW_TASKS}), print them as a table, and "
-             "write nothing (no run directory, no cache); --out is not needed")
+        help=f"run the stages on an in-memory run up to its first N instructions (default "
+             f"N: {PREVIEW_TASKS}): the run's first N instructions, their classes and "
+             "instances, as a table; writes nothing (no run directory, no cache); --out is "
+             "not needed")
 
 
 def handle_preview(args: argparse.Namespace) -> int:
@@ -25,7 +26,8 @@ def handle_preview(args: argparse.Namespace) -> int:
 
     from selfinstruct.cli.options import config_from_args
     from selfinstruct.errors import UserError
-    from selfinstruct.run.preview import open_preview_backend, print_preview, run_preview
+    from selfinstruct.progress import reporter_for
+    from selfinstruct.run.preview import print_preview, run_preview
     from selfinstruct.run.rundir import read_manifest
 
     if args.preview < 1:
@@ -34,17 +36,6 @@ def handle_preview(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).is_dir() and not args.force_new:
         base = (read_manifest(Path(args.out)) or {}).get("config")
     config = config_from_args(args, base=base).validate()
-    console = Console()
-    backend, name = open_preview_backend(config)
-    try:
-        if args.quiet or not console.is_terminal:
-            preview = run_preview(config, backend, tasks=args.preview, model_name=name)
-        else:
-            with console.status(f"preview: one bootstrap request to {name}..."):
-                preview = run_preview(config, backend, tasks=args.preview, model_name=name)
-    finally:
-        close = getattr(backend, "close", None)
-        if close is not None:
-            close()
-    print_preview(preview, console)
+    preview = run_preview(config, tasks=args.preview, reporter=reporter_for(quiet=args.quiet))
+    print_preview(preview, Console())
     return 0

@@ -206,6 +206,7 @@ def _stage_lines_on_give_up(ctx):
 
 
 def handle_export(args: argparse.Namespace) -> int:
+    from selfinstruct.progress import ambient
     from selfinstruct.records import Task
     from selfinstruct.stages.export import DEFAULT_NAMES, export
 
@@ -228,14 +229,15 @@ def handle_export(args: argparse.Namespace) -> int:
             name = f"reviewed_{name}"
         target = args.output or ctx.run.exports / name
         _check_export_target(target, ctx.run.path, args.format)
-        if args.format == "hf":
-            path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
-        else:
-            from selfinstruct.rules.tags import read_run_tags
+        with ambient().stage(f"export {args.format}", None):
+            if args.format == "hf":
+                path, notes = export_hub(args, ctx.run.path, tasks, target, hub_token)
+            else:
+                from selfinstruct.rules.tags import read_run_tags
 
-            run_tags = read_run_tags(ctx.run.path) if args.tags else None
-            path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,
-                          ctx.config.recipe, run_tags)
+                run_tags = read_run_tags(ctx.run.path) if args.tags else None
+                path = export(tasks, args.format, target, ctx.templates, ctx.config.seed,
+                              ctx.config.recipe, run_tags)
     finally:
         ctx.close()
     rows = sum(len(t.instances) for t in tasks)

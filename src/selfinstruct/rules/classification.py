@@ -221,6 +221,22 @@ class Calibration:
                 "classification_tasks": self.classification_tasks,
                 "held_out": self.held_out.as_dict(), "auc": round(self.auc, 6)}
 
+    def to_json(self) -> dict:
+        """Every field at full precision (a shipped calibration file's)."""
+        return {"threshold": self.threshold, "centres": list(self.centres),
+                "scales": list(self.scales), "tasks": self.tasks,
+                "classification_tasks": self.classification_tasks,
+                "held_out": self.held_out.as_dict(), "auc": self.auc}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Calibration:
+        return cls(threshold=float(data["threshold"]),
+                   centres=tuple(float(c) for c in data["centres"]),
+                   scales=tuple(float(s) for s in data["scales"]),
+                   tasks=int(data["tasks"]),
+                   classification_tasks=int(data["classification_tasks"]),
+                   held_out=Metrics(**data["held_out"]), auc=float(data["auc"]))
+
 
 def calibrate(margins: Sequence[Sequence[float]], labels: Sequence[bool]) -> Calibration:
     """Fit on labelled tasks; ``margins[p][i]``: prompt p, task i. The centres and scales

@@ -75,7 +75,10 @@ class RunContext:
     def connect(self) -> None:
         """Open the backend (load the model, reach the server) without writing anything."""
         if self._backend is None:
-            self._backend, self._model_info = self._open(self.config.lora)
+            with self.reporter.stage("load model", None) as bar:
+                bar.note(self.config.model if self.config.base_url is None
+                         else "reaching the server")
+                self._backend, self._model_info = self._open(self.config.lora)
             self.manifest["model"] = self._model_info.as_dict()
 
     @property
@@ -144,6 +147,12 @@ class RunContext:
                             max_concurrency=self.config.max_concurrency,
                             stats=self.usage(stage), budget=self.budget,
                             outage=self.outage)
+
+    @property
+    def may_score_seeds(self) -> bool:
+        """A run scores the seed tasks to calibrate when nothing shipped or cached has
+        their scores (the preview may not: :mod:`selfinstruct.run.preview`)."""
+        return True
 
     def record_calibration(self, calibration: dict) -> None:
         """The classify stage's fitted calibration (or why there is none), in the manifest."""

@@ -1,8 +1,8 @@
 """One data-generation run, stage after stage, over one run directory, and its summary.
 (Generating, fine-tuning and evaluating in rounds is :mod:`selfinstruct.loop`.)
 
-:func:`run_pipeline` runs bootstrap → classify → instances → (answers, under the curated
-recipe) → postprocess → export.
+:func:`run_pipeline` runs the :data:`STAGES` (bootstrap → classify → instances →
+answers, under the curated recipe → postprocess), then the exports.
 Every stage resumes from what the run directory already holds, so the same call on an
 interrupted run finishes it. :func:`summarize` reads the run directory (not in-memory
 counters) so that it describes the whole run, however many sessions it took.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,30 @@ from selfinstruct.records import Task
 from selfinstruct.rules.quality import QualityMeasures, measure
 from selfinstruct.run.context import RunContext
 from selfinstruct.stages.answers import answer
-from selfinstruct.stages.bootstrap import bootstrap
+from selfinstruct.stages.bootstrap import BootstrapResult, bootstrap
 from selfinstruct.stages.classify import classify
 from selfinstruct.stages.export import DEFAULT_NAMES, export
 from selfinstruct.stages.instances import generate_instances
 from selfinstruct.stages.postprocess import postprocess
 
 DEFAULT_EXPORTS = ("alpaca", "prompt-completion", "chat")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[RunContext], object]
+
+
+# The stages that make a run's records, in order; ``run`` runs them and then exports, and
+# ``run --preview`` (:mod:`selfinstruct.run.preview`) runs the same list on an in-memory run.
+STAGES: tuple[Stage, ...] = (
+    Stage("generate", bootstrap),
+    Stage("classify", classify),
+    Stage("instances", generate_instances),
+    Stage("answers", answer),  # the curated recipe's; nothing under the others
+    Stage("postprocess", postprocess),
+)
 
 
 @dataclass
@@ -60,13 +78,16 @@ class Summary:
         return self.completion_tokens / self.generation_seconds if self.generation_seconds else 0.0
 
 
-def export_all(ctx: RunContext, formats=DEFAULT_EXPORTS) -> dict[str, str]:
+def export_all(ctx: RunContext, formats=DEFAULT_EXPORTS,
+               advance: Callable[[], None] | None = None) -> dict[str, str]:
     tasks = [Task.from_json(r) for r in ctx.run.read_tasks()]
     written = {}
     for fmt in formats:
         path = export(tasks, fmt, ctx.run.exports / DEFAULT_NAMES[fmt], ctx.templates,
                       ctx.config.seed, ctx.config.recipe)
         written[fmt] = str(path)
+        if advance is not None:
+            advance()
     return written
 
 
@@ -101,21 +122,18 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
     ctx.backend  # noqa: B018 - load the model (and fail on a bad one) before any progress is shown
     ctx.manifest["status"] = "running"
     ctx.save_manifest()
+    results: dict[str, object] = {}
     try:
-        result = bootstrap(ctx)
-        ctx.save_manifest()
-        classify(ctx)
-        ctx.save_manifest()
-        generate_instances(ctx)
-        if ctx.config.recipe_settings.curate:
+        for stage in STAGES:
+            results[stage.name] = stage.run(ctx)
             ctx.save_manifest()
-            answer(ctx)
     except BudgetExhausted:
         ctx.manifest["status"] = "stopped_at_budget"
         ctx.manifest["spent"] = {"tokens": ctx.budget.tokens, "cost_usd": ctx.budget.cost}
         ctx.save_manifest()
         raise
-    postprocess(ctx)
+    result = results["generate"]
+    assert isinstance(result, BootstrapResult)
     failed = unresolved_failures(ctx.run)
     if failed:  # never exported as if complete; the next run sends them again
         summary = summarize(ctx, time.perf_counter() - started)
@@ -126,7 +144,8 @@ def _run_pipeline(ctx: RunContext, formats=DEFAULT_EXPORTS) -> Summary:
                                "same command to send them again")
         _mark_incomplete(ctx, summary.stop_reason)
         return summary
-    exports = export_all(ctx, formats)
+    with ctx.reporter.stage("export", len(formats)) as bar:
+        exports = export_all(ctx, formats, bar.advance)
     wall = time.perf_counter() - started
     ctx.manifest["status"] = "finished" if result.reached_target else "stopped_at_request_budget"
     ctx.manifest["finished_at"] = now()

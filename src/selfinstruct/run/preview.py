@@ -1,53 +1,60 @@
 """``selfinstruct run --preview``: what a run with these settings makes, in seconds, writing
 nothing.
 
-One bootstrap request, the run's first (the same prompt and sampling seed), filtered by
-the bootstrap's own code; then the classification and the instances of the first few
-instructions it kept, filtered as ``postprocess`` filters them. The backend is opened
-directly (:func:`selfinstruct.backends.registry.open_backend`) and the requests go through
-:func:`selfinstruct.backends.requests.run_requests` without a cache: no run directory, no cache
-file, no manifest.
+The preview runs the run's own stages (:data:`selfinstruct.run.pipeline.STAGES`, every one
+of them, in order) on an in-memory run (:class:`~selfinstruct.run.rundir.MemoryRunDir`),
+with ``--num-instructions`` set to the number of tasks to show and the bootstrap held to
+its first batch of requests. So the preview's instructions, classes and instances are the
+first ones the run makes with the same seed and settings: the same prompts, the same
+classification rule, the same answerer (``--answer-lora``), the same filters (demonstration
+leaks, decontamination). Where it differs, it says so:
 
-Where it differs from a run, on purpose: classification uses the paper's Yes/No rule even
-when the recipe calibrates (a calibration scores about 150 seed tasks first, which is not
-a preview); ``--answer-lora`` and ``--executor ray`` are ignored (the instances come from
-the model itself, in this process).
+- the calibrated classification rule needs the scores of the seed tasks. The preview uses
+  the calibration the package ships for the model (:mod:`selfinstruct.calibrations`), or
+  the scores the shared cache holds from an earlier run of it; where there are neither, it
+  does not score 1,440 prompts first: it uses the paper rule and says why.
+- the responses are cached in memory only; nothing is written (no run directory, no
+  cache file, no manifest, nothing added to the shared cache).
+- a batched embedded model (``--max-concurrency`` above 1) decodes the preview's shorter
+  request lists in other groups than the run does, which can change a completion's text.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
-from selfinstruct.backends.base import Backend, Request
-from selfinstruct.backends.requests import run_requests
-from selfinstruct.novelty.index import NoveltyIndex
-from selfinstruct.prompts import PromptTemplates, classification_prompt, instance_prompt
-from selfinstruct.records import Instance, Instruction, Reject
-from selfinstruct.rules.classification import paper_rule
-from selfinstruct.rules.parsing import parse_classification_instances, parse_generation_instances
+from selfinstruct.backends.base import Backend, Completion, Request, request_key
+from selfinstruct.backends.cache import ResponseCache
+from selfinstruct.errors import UserError
+from selfinstruct.progress import Reporter, SilentReporter
+from selfinstruct.prompts import PromptTemplates
+from selfinstruct.records import Instance
 from selfinstruct.run.config import RunConfig
-from selfinstruct.run.randomness import derived_rng, derived_seed
+from selfinstruct.run.context import RunContext
+from selfinstruct.run.rundir import MemoryRunDir
 from selfinstruct.seeds import load_seeds
-from selfinstruct.stages.bootstrap import STAGE, _accept, _prompt_for
-from selfinstruct.stages.postprocess import cap_instances, filter_task_instances
 
 PREVIEW_TASKS = 3
 
 
 @dataclass
 class PreviewTask:
-    """One kept instruction, as the rest of the pipeline would treat it."""
+    """One kept instruction, as the rest of the pipeline treated it."""
 
     id: str
     instruction: str
     is_classification: bool | None = None  # None: the classification request failed
-    answer: str = ""  # the model's raw Yes/No answer
+    answer: str = ""  # the paper rule's raw answer, or the calibrated score (vs its threshold)
     instances: list[Instance] = field(default_factory=list)  # kept by the filters
     dropped: dict[str, int] = field(default_factory=dict)  # by the parser and the filters
     task_dropped: str | None = None  # the filters' reason for dropping the whole task
     error: str | None = None
+    # the curated recipe's scores of each kept instance ("agreement 0.62, IFD 0.41"), in
+    # the order of ``instances``; empty under the other recipes
+    scores: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,127 +65,147 @@ class Preview:
     kept: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (text, reason)
     tasks: list[PreviewTask] = field(default_factory=list)
-    error: str | None = None  # the bootstrap request failed
+    error: str | None = None  # the bootstrap requests failed
     seconds: float = 0.0
+    requests: int = 1  # bootstrap requests sent
+    classification: dict = field(default_factory=dict)  # the manifest's calibration entry
 
     @property
     def rejected_by_reason(self) -> dict[str, int]:
         return dict(Counter(reason for _, reason in self.rejected).most_common())
 
 
-@dataclass
-class _StageView:
-    """What the bootstrap's prompt builder and filter read from a RunContext."""
+class PreviewContext(RunContext):
+    """A :class:`RunContext` over an in-memory run: responses cached in memory, the
+    manifest kept in memory, and the shared cache read, never written."""
 
-    config: RunConfig
-    templates: PromptTemplates
+    @property
+    def may_score_seeds(self) -> bool:
+        return False
 
+    def save_manifest(self) -> None:
+        pass  # the manifest stays in memory (self.manifest)
 
-class _Collect:
-    """The bootstrap's record writer, in memory."""
+    def ask_shared(self, stage: str, requests: Sequence[Request],
+                   backend: Backend | None = None) -> Iterator[tuple[int, Completion]]:
+        """What the shared cache holds for each request; a miss is a failed completion."""
+        from selfinstruct.home import home_dir
+        from selfinstruct.run.shared_cache import SHARED_CACHE_NAME, pins_weights
 
-    def __init__(self):
-        self.kept_records: list[Instruction] = []
-        self.rejected_records: list[Reject] = []
-        self.failures: list[str] = []
-
-    def kept(self, record: Instruction) -> None:
-        self.kept_records.append(record)
-
-    def rejected(self, record: Reject) -> None:
-        self.rejected_records.append(record)
-
-    def failed(self, request_id: str, reason: str) -> None:
-        self.failures.append(reason)
-
-
-def open_preview_backend(config: RunConfig) -> tuple[Backend, str]:
-    from selfinstruct.backends.registry import open_backend
-
-    c = config
-    backend, info = open_backend(c.model, base_url=c.base_url, api_key_env=c.api_key_env,
-                                 n_ctx=c.n_ctx, prefix_cache=c.prefix_cache,
-                                 request_timeout=c.request_timeout, lora=c.lora)
-    return backend, info.name
+        path = home_dir() / SHARED_CACHE_NAME
+        identity = (self.backend if backend is None else backend).identity
+        shared = None
+        if pins_weights(identity) and path.is_file():
+            try:
+                shared = ResponseCache(path, readonly=True)
+            except UserError:  # unreadable: as if it held nothing
+                shared = None
+        try:
+            for i, request in enumerate(requests):
+                hit = shared.get(request_key(identity, request)) if shared else None
+                yield i, hit or Completion.failed("not in the shared cache")
+        finally:
+            if shared is not None:
+                shared.close()
 
 
-def run_preview(config: RunConfig, backend: Backend, *, tasks: int = PREVIEW_TASKS,
-                model_name: str | None = None) -> Preview:
-    """The run's first bootstrap request, then classification and instances of the first
-    ``tasks`` instructions it kept."""
+def preview_config(config: RunConfig, tasks: int) -> RunConfig:
+    """The run's configuration for a preview of ``tasks`` instructions: the bootstrap stops
+    at that many, within its first batch of requests."""
+    return replace(config, num_instructions=tasks,
+                   max_requests=min(config.request_budget, config.request_batch_size))
+
+
+def open_preview(config: RunConfig, *, tasks: int = PREVIEW_TASKS,
+                 reporter: Reporter | None = None,
+                 backend: Backend | None = None) -> PreviewContext:
+    c = preview_config(config.validate(), tasks)
+    ctx = PreviewContext(run=MemoryRunDir(), config=c, seeds=load_seeds(c.seeds),
+                         templates=PromptTemplates.load(c.prompts),
+                         reporter=reporter or SilentReporter(), manifest={})
+    ctx._cache = ResponseCache(":memory:")
+    if backend is not None:
+        ctx._backend = backend
+    return ctx
+
+
+def run_preview(config: RunConfig, backend: Backend | None = None, *,
+                tasks: int = PREVIEW_TASKS, model_name: str | None = None,
+                reporter: Reporter | None = None) -> Preview:
+    """The run's stages on an in-memory run, up to its first ``tasks`` instructions."""
+    from selfinstruct.run.pipeline import STAGES
+
     started = time.perf_counter()
-    c = config.validate()
-    seeds = load_seeds(c.seeds)
-    templates = PromptTemplates.load(c.prompts)
-    view = _StageView(config=c, templates=templates)
-    pool = [t.instruction for t in seeds if t.is_classification or not c.classification_only]
-    index = NoveltyIndex(use_stemmer=False)
-    for text in pool:
-        index.add(text)
-    preview = Preview(model=model_name or c.model, seed=c.seed)
-
-    request = Request(_prompt_for(view, 0, pool, []),
-                      c.bootstrap_sampling(derived_seed(c.seed, STAGE, 0)), chat=c.chat)
-    [(_, completion)] = list(run_requests(backend, [request]))
-    writer = _Collect()
-    _accept(view, 0, request, completion, index, [], writer)
-    if writer.failures:
-        preview.error = writer.failures[0]
-    preview.kept = len(writer.kept_records)
-    preview.candidates = preview.kept + len(writer.rejected_records)
-    preview.rejected = [(r.text, r.reason) for r in writer.rejected_records]
-    preview.tasks = [PreviewTask(r.id, r.instruction) for r in writer.kept_records[:tasks]]
-
-    _classify(preview.tasks, backend, c, templates)
-    _instances(preview.tasks, backend, c, templates)
+    ctx = open_preview(config, tasks=tasks, reporter=reporter, backend=backend)
+    try:
+        ctx.connect()  # the model loads (or the server answers) before the stages
+        for stage in STAGES:
+            stage.run(ctx)
+        name = model_name or (ctx.manifest.get("model") or {}).get("name") or config.model
+        preview = read_preview(ctx, name)
+    finally:
+        ctx.close()
     preview.seconds = time.perf_counter() - started
     return preview
 
 
-def _classify(tasks: list[PreviewTask], backend: Backend, c: RunConfig,
-              templates: PromptTemplates) -> None:
-    requests = [Request(classification_prompt(templates, t.instruction),
-                        c.classification_sampling(), prefix=templates.classification,
-                        chat=c.chat) for t in tasks]
-    for offset, completion in run_requests(backend, requests,
-                                           max_concurrency=c.max_concurrency):
-        task = tasks[offset]
-        if not completion.ok:
-            task.error = completion.error
-            continue
-        task.answer = completion.text.strip()
-        task.is_classification = paper_rule(completion.text)
-
-
-def _instances(tasks: list[PreviewTask], backend: Backend, c: RunConfig,
-               templates: PromptTemplates) -> None:
-    todo = [t for t in tasks if t.is_classification is not None]
-    requests = []
-    for task in todo:
-        clf = bool(task.is_classification)
-        template = templates.instance_output_first if clf else templates.instance_input_first
-        requests.append(Request(instance_prompt(templates, task.instruction, clf),
-                                c.instance_sampling(clf), prefix=template, chat=c.chat))
-    for offset, completion in run_requests(backend, requests,
-                                           max_concurrency=c.max_concurrency):
-        task = todo[offset]
-        if not completion.ok:
-            task.error = completion.error
-            continue
-        parse = (parse_classification_instances if task.is_classification
-                 else parse_generation_instances)
-        parsed = parse(completion.text, completion.finish_reason == "length")
-        kept, dropped, task_reason = filter_task_instances(parsed.instances)
-        kept, over = cap_instances(kept, c.max_instances_per_task,
-                                   derived_rng(c.seed, "instance-cap", task.id))
-        reasons = Counter(reason for _, reason in parsed.dropped)
-        reasons.update(reason for _, reason in dropped)
-        reasons.update("over_limit" for _ in over)
-        if task_reason is None and not kept:
-            task_reason = "no_valid_instances"
-        task.instances = [] if task_reason else kept
-        task.task_dropped = task_reason
+def read_preview(ctx: PreviewContext, model_name: str) -> Preview:
+    """The preview's records, from its in-memory run."""
+    run = ctx.run
+    assert isinstance(run, MemoryRunDir)
+    kept = run.instructions.recover()
+    rejects = run.rejects.recover()
+    failures = {f["id"]: f["reason"] for f in run.failures.recover()}
+    labels = {r["id"]: r for r in run.classifications.recover()}
+    made = {r["id"]: r for r in run.instances.recover()}
+    final = {t["id"]: t for t in run.read_tasks()}
+    answered = {(r["id"], a["input"]): a for r in run.answers.recover()
+                for a in r.get("instances", [])}
+    dropped: dict[str, Counter] = {}
+    task_dropped: dict[str, str] = {}
+    for r in run.read_file(run.instance_rejects_path):
+        if r.get("task"):
+            task_dropped[r["id"]] = r["reason"]
+        else:
+            dropped.setdefault(r["id"], Counter())[r["reason"]] += 1
+    preview = Preview(model=model_name, seed=ctx.config.seed, kept=len(kept),
+                      candidates=len(kept) + len(rejects),
+                      rejected=[(r["text"], r["reason"]) for r in rejects],
+                      requests=len({r["id"].split(".")[0] for r in kept + rejects}
+                                   | {i for i in failures if i.startswith("request-")}),
+                      classification=dict(ctx.manifest.get("classification_calibration") or {}))
+    bootstrap_failures = [reason for i, reason in failures.items() if i.startswith("request-")]
+    if bootstrap_failures and not kept:
+        preview.error = bootstrap_failures[0]
+    for record in kept:
+        task = PreviewTask(record["id"], record["instruction"], error=failures.get(record["id"]))
+        label = labels.get(record["id"])
+        if label is not None:
+            task.is_classification = label["is_classification"]
+            task.answer = (f"score {label['margin']:+.2f}" if "margin" in label
+                           else label["raw_answer"].strip())
+        reasons = Counter(d["reason"] for d in (made.get(record["id"]) or {}).get("dropped", []))
+        reasons.update(dropped.get(record["id"], Counter()))
         task.dropped = dict(reasons)
+        task.task_dropped = task_dropped.get(record["id"])
+        if record["id"] in final:
+            task.instances = [Instance(i["input"], i["output"])
+                              for i in final[record["id"]]["instances"]]
+            if answered:
+                task.scores = [answer_scores(answered.get((record["id"], i.input), {}))
+                               for i in task.instances]
+        preview.tasks.append(task)
+    return preview
+
+
+def answer_scores(entry: dict) -> str:
+    """``agreement 0.62, IFD 0.41`` of an answers-record entry (what it has of them)."""
+    parts = []
+    if entry.get("agreement") is not None:
+        parts.append(f"agreement {entry['agreement']:.2f}")
+    if entry.get("ifd") is not None:
+        parts.append(f"IFD {entry['ifd']:.2f}")
+    return ", ".join(parts)
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -190,9 +217,27 @@ def _short(text: str, limit: int = 160) -> str:
 
 def preview_summary(preview: Preview) -> str:
     rejected = ", ".join(f"{reason} {n}" for reason, n in preview.rejected_by_reason.items())
-    return (f"1 bootstrap request: {preview.candidates} candidates, {preview.kept} kept"
+    requests = f"{preview.requests} bootstrap request" + ("s" if preview.requests != 1 else "")
+    return (f"{requests}: {preview.candidates} candidates, {preview.kept} kept"
             + (f", rejected: {rejected}" if rejected else "")
             + f"; {preview.seconds:.1f} s; nothing written")
+
+
+def classification_line(preview: Preview) -> str | None:
+    """Which classification rule the preview used, and with which calibration."""
+    entry = preview.classification
+    if not entry:
+        return None
+    if entry.get("rule") == "paper":
+        note = str(entry.get("note", "")).removesuffix("; the paper rule was used")
+        return f"classification: the paper rule, not the calibrated one: {note}"
+    source = {"shipped": f"shipped with the package ({entry.get('file', '')})",
+              "scored": "the seed-task scores in the shared cache"}.get(
+        entry.get("source", ""), entry.get("source", ""))
+    held_out = (entry.get("held_out") or {}).get("balanced_accuracy")
+    accuracy = f", held-out balanced accuracy {held_out:.1%}" if held_out is not None else ""
+    return (f"classification: calibrated (threshold {entry.get('threshold', 0):+.3f}), "
+            f"the calibration {source}{accuracy}")
 
 
 def preview_table(preview: Preview):
@@ -210,8 +255,10 @@ def preview_table(preview: Preview):
             label = "failed"
         else:
             label = f"{'yes' if task.is_classification else 'no'} ({task.answer or '-'})"
+        scores = task.scores or [""] * len(task.instances)
         lines = [f"• {_short(i.input, 80) or '(no input)'} → {_short(i.output, 80)}"
-                 for i in task.instances]
+                 + (f" ({score})" if score else "")
+                 for i, score in zip(task.instances, scores)]
         if task.dropped:
             lines.append("dropped: " + ", ".join(f"{r} {n}" for r, n in task.dropped.items()))
         if task.task_dropped:
@@ -230,8 +277,11 @@ def print_preview(preview: Preview, console=None) -> None:
         console.print(f"[red]the bootstrap request failed: {preview.error}[/red]")
     console.print(preview_table(preview))
     console.print(preview_summary(preview), soft_wrap=True)
+    line = classification_line(preview)
+    if line:
+        console.print(line, soft_wrap=True, markup=False)
     for text, reason in preview.rejected[:5]:
         console.print(f"  rejected ({reason}): {_short(text, 100)}")
     if not preview.tasks and not preview.error:
-        console.print("[yellow]the request kept no instruction; a run sends more requests "
-                      "(see the rejected candidates above)[/yellow]")
+        console.print("[yellow]the first batch of requests kept no instruction; a run sends "
+                      "more requests (see the rejected candidates above)[/yellow]")

@@ -356,6 +356,10 @@ class RunDir:
         finally:
             os.close(fd)  # drops the shared probe lock, if taken
 
+    def replace_file(self, path: Path, text: str) -> None:
+        """Write a file of the run that is replaced whole (``tasks.jsonl``), atomically."""
+        atomic_write_text(path, text)
+
     def read_tasks(self) -> list[dict]:
         """The final tasks. ``tasks.jsonl`` is replaced whole, never appended to, so a cut
         last line is damage, reported rather than dropped; the file is not changed."""
@@ -364,3 +368,47 @@ class RunDir:
                 f"{self.tasks_path} does not exist; run the 'instances' stage (or 'run') first"
             )
         return JsonlLog(self.tasks_path, require_id=True).read_complete()
+
+
+class MemoryLog(JsonlLog):
+    """A :class:`JsonlLog` held in memory (the preview's run): the same records, no file."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        self.records: list[dict] = []
+
+    def recover(self) -> list[dict]:
+        return [dict(r) for r in self.records]
+
+    read = read_complete = recover
+
+    def append(self, records: Iterable[dict]) -> None:
+        # through JSON, as a file would: the stages read back what they wrote, not aliases
+        self.records.extend(json.loads(dumps(r)) for r in records)
+
+
+class MemoryRunDir(RunDir):
+    """A run directory held in memory: every log of :class:`RunDir` (whatever logs it
+    has) is a :class:`MemoryLog`, and the files it replaces whole are kept as text. The
+    stages run on it unchanged; nothing touches the disk. Its path is under ``/dev/null``,
+    so a stage that wrote a file behind its back would fail, not write somewhere."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/dev/null/in-memory-run"))
+        for name, value in list(vars(self).items()):
+            if isinstance(value, JsonlLog):
+                setattr(self, name, MemoryLog(value.path))
+        self.files: dict[Path, str] = {}
+
+    def create(self) -> None:
+        raise UserError("an in-memory run has no directory")
+
+    def replace_file(self, path: Path, text: str) -> None:
+        self.files[path] = text
+
+    def read_file(self, path: Path) -> list[dict]:
+        return [json.loads(line) for line in self.files.get(path, "").splitlines()
+                if line.strip()]
+
+    def read_tasks(self) -> list[dict]:
+        return self.read_file(self.tasks_path)

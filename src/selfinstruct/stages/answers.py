@@ -65,6 +65,9 @@ class AnswersResult:
 
 
 def answer(ctx: AnswersContext) -> AnswersResult:
+    """The stage: nothing unless the recipe curates (see the module docstring)."""
+    if not ctx.config.recipe_settings.curate:
+        return AnswersResult(0, 0, 0, None)
     tasks, _ = select_tasks(ctx)
     done = {r["id"] for r in ctx.run.answers.recover()}
     todo = [t for t in tasks if t.id not in done]
@@ -78,8 +81,8 @@ def answer(ctx: AnswersContext) -> AnswersResult:
     threshold = ctx.config.min_agreement
     if threshold is None:
         fit = fit_on_seeds(ctx, demos)
-        threshold = fit["threshold"] if fit else None
-        curation["agreement"] = fit or {"note": "no seed task to fit on; no consensus filter"}
+        threshold = fit.get("threshold")
+        curation["agreement"] = fit
     else:
         curation["agreement"] = {"threshold": threshold, "source": "--min-agreement"}
     items = [(task, k, instance) for task in asked for k, instance in enumerate(task.instances)]
@@ -227,9 +230,12 @@ def _labels(task: Task) -> list[str]:
     return list(dict.fromkeys(i.output for i in task.instances))
 
 
-def fit_on_seeds(ctx: AnswersContext, demos: list[Demonstrations]) -> dict | None:
+def fit_on_seeds(ctx: AnswersContext, demos: list[Demonstrations]) -> dict:
     """Answer seed tasks (K+1 candidates each, none shown as a demonstration), and fit the
-    agreement threshold on whether each medoid matches the seed's own output."""
+    agreement threshold on whether each medoid matches the seed's own output. Without a
+    threshold (no seed task to fit on, or a seed answer that could not be had: the
+    preview reads only what the shared cache holds), a note says why and the consensus
+    filter does not run."""
     shown = {t for d in demos for t in d.task_ids}
     pool = [t for t in ctx.seeds if t.instances and t.id not in shown
             and not t.is_classification]
@@ -237,7 +243,7 @@ def fit_on_seeds(ctx: AnswersContext, demos: list[Demonstrations]) -> dict | Non
     if limit and len(pool) > limit:
         pool = derived_rng(0, "agreement-fit").sample(pool, limit)  # the same for every run
     if not pool:
-        return None
+        return {"threshold": None, "note": "no seed task to fit on; no consensus filter"}
     n = len(demos)
     requests = [_candidate_request(ctx, demos[j], task.instruction, task.instances[0].input,
                                    derived_seed(0, "agreement-fit", task.id, j))
@@ -248,7 +254,9 @@ def fit_on_seeds(ctx: AnswersContext, demos: list[Demonstrations]) -> dict | Non
             j, i = divmod(offset, len(pool))
             bar.advance()
             if not completion.ok:
-                return None
+                return {"threshold": None,
+                        "note": f"a seed answer could not be had ({completion.error}); "
+                                "no consensus filter"}
             texts[i][j] = clean_answer(completion.text)
     consensus = [medoid(t) for t in texts]
     agreements = [c.agreement for c in consensus]

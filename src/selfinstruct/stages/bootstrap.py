@@ -139,6 +139,8 @@ def bootstrap(ctx: BootstrapContext) -> BootstrapResult:
                 rejected += r
                 bar.advance(k)
                 bar.note(f"requests {i + 1}, rejected {rejected}, {ctx.budget.describe()}")
+                if len(machine) >= c.num_instructions:
+                    break  # before the next completion is asked for (the request loop is lazy)
             request_index += size
     return BootstrapResult(kept=len(machine), rejected=rejected, requests=request_index,
                            reached_target=len(machine) >= c.num_instructions)

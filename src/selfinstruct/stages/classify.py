@@ -11,7 +11,11 @@ Two rules (:mod:`selfinstruct.rules.classification`), chosen by the recipe or ``
   seed tasks the prompt does not show; it and its leave-one-out accuracy go into the
   manifest (``classification_calibration``), and each record carries its score
   (``margin``), the threshold and the per-prompt margins. A backend that returns no
-  log-probabilities falls back to the paper rule, and the manifest says so.
+  log-probabilities falls back to the paper rule, and the manifest says so. Where the
+  package ships the calibration of this model, seeds and templates
+  (:mod:`selfinstruct.calibrations`: the bundled models on the bundled seeds and
+  templates), the seed tasks are not scored at all: the manifest says
+  ``"source": "shipped"`` and names the file; otherwise ``"source": "scored"``.
 
 Resume: instructions already in ``classifications.jsonl`` are skipped; a request that
 failed for good goes to ``failures.jsonl`` and is tried again on the next run. The seed
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 
 from selfinstruct.backends.base import Request
 from selfinstruct.backends.requests import batches
+from selfinstruct.calibrations import calibration_key, find_shipped
 from selfinstruct.errors import UserError
 from selfinstruct.prompts import classification_prompt
 from selfinstruct.rules.classification import (
@@ -142,8 +147,11 @@ def _classify_calibrated(ctx: ClassifyContext, todo: list[dict], calibration: Ca
 
 
 def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
-    """Score the held-out seed tasks with every prompt, fit the calibration, record it in
-    the manifest. None, with the reason in the manifest, where the rule cannot be fitted:
+    """The calibration the package ships for this model, seeds and templates, or: score
+    the held-out seed tasks with every prompt (through the shared cache) and fit it.
+    Recorded in the manifest with its ``source``. A context that may not score the seeds
+    (the preview) uses the shared cache's scores when it holds them all, and otherwise the
+    paper rule, saying why. None, with the reason in the manifest, where the rule cannot be fitted:
     the backend gives no log-probabilities (found by its first answer, before the other
     requests are sent), or the seeds have too few labelled tasks and the recipe, not
     ``--classifier calibrated``, chose the rule."""
@@ -158,13 +166,32 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
         _paper_rule_instead(ctx, f"the calibrated rule {why}")
         return None
     prompts = scoring_templates(ctx.templates)
+    shipped = find_shipped(calibration_key(ctx.backend.identity, tasks, prompts))
+    if shipped is not None:
+        ctx.record_calibration({"rule": "calibrated", "source": "shipped",
+                                "file": f"selfinstruct/calibrations/{shipped.name}",
+                                **shipped.calibration.as_dict()})
+        return shipped.calibration
     requests = scoring_requests(prompts, [t.instruction for t in tasks])
+    if not ctx.may_score_seeds and not all(
+            c.ok for _, c in ctx.ask_shared("calibrate", requests)):
+        if ctx.backend.identity.get("sha256"):  # its answers are shared (run/shared_cache)
+            why = (f"no calibration of this model with these seeds and templates is shipped "
+                   f"or in the shared cache yet (a run scores its {len(requests):,} seed-task "
+                   f"prompts first, once per model and machine)")
+        else:
+            why = (f"the calibration scores {len(requests):,} seed-task prompts first, which "
+                   f"the preview does not (a run does; this backend's answers are not shared "
+                   f"between runs)")
+        _paper_rule_instead(ctx, why)
+        return None
     margins: list[list[float | None]] = [[None] * len(tasks) for _ in prompts]
     with ctx.reporter.stage("calibrate", len(requests)) as bar:
         # the first request alone: a backend without log-probabilities costs one request
         # (the full list below asks it again, from the cache, so the groups are the same)
         for _, completion in ctx.ask_shared("calibrate", requests[:1]):
             if completion.ok and margin_of(completion) is None:
+                bar.note("no log-probabilities: the paper rule instead")
                 _paper_rule_instead(ctx, "the backend returns no log-probabilities")
                 return None
         for offset, completion in ctx.ask_shared("calibrate", requests):
@@ -179,7 +206,7 @@ def calibrate_on_seeds(ctx: ClassifyContext) -> Calibration | None:
         return None
     calibration = calibrate([[float(m) for m in row if m is not None] for row in margins],
                             labels)
-    ctx.record_calibration({"rule": "calibrated", **calibration.as_dict()})
+    ctx.record_calibration({"rule": "calibrated", "source": "scored", **calibration.as_dict()})
     return calibration
 
 

@@ -72,6 +72,11 @@ class ClassifyContext(Asking, Protocol):
     def ask_shared(self, stage: str, requests: Sequence[Request],
                    backend: Backend | None = None) -> Iterator[tuple[int, Completion]]: ...
 
+    # False for the preview: the seed tasks' scores come from the shipped calibration or
+    # the shared cache only (a miss is a failed completion), never from the model
+    @property
+    def may_score_seeds(self) -> bool: ...
+
     def record_calibration(self, calibration: dict) -> None: ...
 
 

@@ -34,7 +34,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from selfinstruct.files import atomic_write_text, dumps
+from selfinstruct.files import dumps
 from selfinstruct.records import Instance, Reject, Task
 from selfinstruct.rules.decontamination import load_decontaminator
 from selfinstruct.rules.filters import instance_reject_reason
@@ -191,10 +191,10 @@ def postprocess(ctx: PostprocessContext) -> PostprocessResult:
         rejects += curated
     if ctx.config.include_seeds:
         tasks.extend(ctx.seeds)
-    atomic_write_text(ctx.run.tasks_path, "".join(dumps(t.to_json()) + "\n" for t in tasks))
-    atomic_write_text(ctx.run.instance_rejects_path,
-                      "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
-                              for r in rejects))
+    ctx.run.replace_file(ctx.run.tasks_path, "".join(dumps(t.to_json()) + "\n" for t in tasks))
+    ctx.run.replace_file(ctx.run.instance_rejects_path,
+                         "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
+                                 for r in rejects))
     return PostprocessResult(
         tasks=len(tasks),
         instances=sum(len(t.instances) for t in tasks),

@@ -691,3 +691,20 @@ def test_atomic_write_names_the_path_and_cleans_up_on_error(tmp_path, monkeypatc
         atomic_write_text(target, "new\n")
     assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == [
         "out.json"]
+
+
+def test_a_run_off_a_terminal_logs_each_phase_once(tmp_path, capsys, monkeypatch):
+    """stderr is not a terminal here: each phase writes a start and an end line (here
+    every phase counts as long), no bar."""
+    import selfinstruct.progress
+
+    monkeypatch.setattr(selfinstruct.progress, "LINE_DELAY", 0)
+    with FakeServer() as server:
+        code, _, err = cli(capsys, "run", "--out", tmp_path / "r", "--base-url", server.url,
+                           "--model", "fake", "--num-instructions", "2")
+    assert code == 0, err
+    lines = err.splitlines()
+    for phase in ("load model", "generate", "classify", "instances", "export"):
+        started = [k for k, line in enumerate(lines) if line.startswith(f"{phase}: started")]
+        ended = [k for k, line in enumerate(lines) if line.startswith(f"{phase}: done")]
+        assert len(started) == 1 and len(ended) == 1 and started[0] < ended[0], (phase, err)
