@@ -103,15 +103,22 @@ def test_other_options_into_the_same_directory_are_refused(trained):
     assert "learning_rate: 0.001 -> 0.0005" in proc.stderr and "--force-new" in proc.stderr
 
 
-def test_rerun_with_more_steps_resumes_from_the_checkpoint(trained):
+@pytest.fixture(scope="module")
+def resumed(trained):
+    """The fine-tune extended to MORE_STEPS, once, whichever test asks first (the tests
+    that need it name it, so any order works)."""
     out = trained["out"]
     # mark the history stored in the last checkpoint: only a resumed run can report it
     state_path = out / "checkpoints" / f"checkpoint-{FIRST_STEPS}" / "trainer_state.json"
     state = json.loads(state_path.read_text())
     state["log_history"][0]["loss"] = 123.0
     state_path.write_text(json.dumps(state))
-
     proc = cli(*trained["command"], "--max-steps", str(MORE_STEPS), env=trained["env"])
+    return {**trained, "proc": proc}
+
+
+def test_rerun_with_more_steps_resumes_from_the_checkpoint(resumed):
+    out, proc = resumed["out"], resumed["proc"]
     manifest = json.loads((out / "finetune.json").read_text(encoding="utf-8"))
     assert manifest["steps"] == MORE_STEPS and manifest["resumed_from_step"] == FIRST_STEPS
     assert manifest["train_loss"][0] == {"step": 2, "loss": 123.0}
@@ -156,8 +163,9 @@ def test_fine_tuned_model_serves_on_both_backends(trained):
             torch_scores.choice_logprobs, cpp_scores.choice_logprobs)
 
 
-def test_rerun_of_a_finished_fine_tune_does_nothing(trained):
-    """Runs after the resume test: the same command with the same schedule loads no model."""
+def test_rerun_of_a_finished_fine_tune_does_nothing(resumed):
+    """After the resume: the same command with the same schedule loads no model."""
+    trained = resumed
     out = trained["out"]
     before = (out / "finetune.json").read_bytes()
     proc = cli(*trained["command"], "--max-steps", str(MORE_STEPS), env=trained["env"])

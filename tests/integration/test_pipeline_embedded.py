@@ -39,7 +39,10 @@ def test_kept_instructions_record_provenance(reference_run):
         assert len(record["most_similar"]) == 10
         assert all(score <= 0.7 for _, score in record["most_similar"])
         assert 0 <= record["avg_similarity"] <= 0.7
-        assert record["instruction"] in record["raw_completion"] or record["raw_completion"]
+        # the kept instruction is a line of the completion (capitalized as the original
+        # does, so compared in lower case, whitespace collapsed)
+        assert " ".join(record["instruction"].lower().split()) in \
+            " ".join(record["raw_completion"].lower().split())
         assert isinstance(record["request_index"], int)
 
 

@@ -20,6 +20,11 @@ ADVERSARIAL = st.lists(st.one_of(PIECES, st.text(max_size=12)), max_size=40).map
 ANY_TEXT = st.one_of(st.text(max_size=400), ADVERSARIAL)
 
 
+INSTRUCTION_REASONS = {None, "too_short", "too_long", "blacklisted", "write_a_program",
+                       "punctuation", "non_ascii"}
+INSTANCE_REASONS = {None, "input_equals_output", "empty_output", "ends_with_colon"}
+
+
 @settings(max_examples=300, deadline=None)
 @given(ANY_TEXT)
 def test_split_instructions_never_raises_and_cleans(text):
@@ -27,7 +32,10 @@ def test_split_instructions_never_raises_and_cleans(text):
         assert piece and piece == piece.strip()
         assert "  " not in piece
         reason = instruction_reject_reason(piece)
-        assert reason is None or isinstance(reason, str)
+        assert reason in INSTRUCTION_REASONS
+        words = len(piece.split())
+        if reason is None:  # a kept instruction is within the paper's length bounds
+            assert 3 < words <= 150
 
 
 @settings(max_examples=300, deadline=None)
@@ -40,6 +48,8 @@ def test_instance_parsers_never_raise_and_account_for_drops(text, truncated):
         for instance in parsed.instances:
             assert isinstance(instance.input, str) and isinstance(instance.output, str)
             reason = instance_reject_reason(instance)
-            assert reason is None or isinstance(reason, str)
+            assert reason in INSTANCE_REASONS
+            if reason is None:  # what the paper's rules keep
+                assert instance.output != "" and instance.input != instance.output
         for _, reason in parsed.dropped:
             assert reason in {"truncated", "unparseable"}

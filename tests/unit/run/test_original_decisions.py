@@ -30,8 +30,9 @@ PAPER = RECIPES["paper"]
 
 @pytest.fixture(scope="module")
 def cases() -> list[dict]:
-    if not DECISIONS.is_file():
-        pytest.skip(f"the original code's recorded decisions are not there: {DECISIONS}")
+    if not DECISIONS.is_file():  # a missing fidelity check is a failure, never a skip
+        pytest.fail(f"the original code's recorded decisions are not there: {DECISIONS} "
+                    "(the shared data belongs beside the repository)")
     with DECISIONS.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
