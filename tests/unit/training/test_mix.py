@@ -39,3 +39,17 @@ def test_seeds_upsampled_and_synthetic_tagged(tmp_path):
 def test_no_mix_is_the_data_itself(tmp_path):
     data = _data(tmp_path)
     assert mix(data, SEEDS, 0, None, PromptTemplates.load(), 1) is data
+
+
+def test_the_mix_options_are_checked_with_one_line(tmp_path, capsys):
+    from selfinstruct.cli import main
+
+    data = _data(tmp_path).path
+    for args, expected in ((["--with-seeds", "-1"], "--with-seeds: must be between 0 and 100"),
+                           (["--synthetic-tag", " "], "--synthetic-tag: the tag is empty"),
+                           (["--with-seeds", "1", "--seeds", str(tmp_path / "none.jsonl")],
+                            "--seeds: file not found")):
+        code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft"), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "ft").exists()
