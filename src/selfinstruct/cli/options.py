@@ -89,6 +89,9 @@ OPTIONS: list[tuple[str, str, type, str]] = [
                                           "(mean ROUGE-L of the medoid); default: fitted "
                                           "on the seed tasks")),
     ("agreement_fit_tasks", "curation", int, "seed tasks answered to fit it (0: all)"),
+    ("agreement_fit_seeds", "curation", str, ("tasks with known outputs to fit it on (seed "
+                                              "format); default: the seeds. Give tasks the "
+                                              "answerer was not fine-tuned on")),
     ("agreement_min_kept", "curation", float, ("the fitted threshold keeps at least this "
                                                "share of the seed answers")),
     ("max_ifd", "curation", float, ("drop a pair at this instruction-following difficulty "
@@ -116,7 +119,7 @@ METAVARS: dict[str, str] = {
     "instance_presence_penalty": "FLOAT", "instance_max_tokens_classification": "TOKENS",
     "instance_max_tokens_generation": "TOKENS", "answers": "K", "answer_temperature": "FLOAT",
     "answer_max_tokens": "TOKENS", "answer_shots": "N", "min_agreement": "FLOAT",
-    "agreement_fit_tasks": "N", "agreement_min_kept": "SHARE", "max_ifd": "FLOAT",
+    "agreement_fit_tasks": "N", "agreement_fit_seeds": "PATH", "agreement_min_kept": "SHARE", "max_ifd": "FLOAT",
 }
 
 

@@ -105,6 +105,10 @@ class RunConfig:
     answer_shots: int = 2  # seed demonstrations before each answer prompt
     min_agreement: float | None = None  # None: fitted on the seed tasks
     agreement_fit_tasks: int = 80  # seed tasks answered to fit it (0: all)
+    # tasks with known outputs to fit it on (seed format); None: the run's seeds. Give
+    # tasks the answerer was not fine-tuned on: on its own training tasks its agreement
+    # measures memory (docs/experiments, "Round 3")
+    agreement_fit_seeds: str | None = None
     agreement_min_kept: float = 0.3  # the fit keeps at least this share of seed answers
     max_ifd: float = 1.0  # drop a pair at this instruction-following difficulty or above
 
@@ -162,6 +166,14 @@ class RunConfig:
             bound("min_agreement", 0.0, 1.0)
         bound("agreement_fit_tasks", 0)
         bound("agreement_min_kept", 0.0, 1.0)
+        if self.agreement_fit_seeds is not None:
+            from pathlib import Path
+
+            if not Path(self.agreement_fit_seeds).is_file():
+                error = UserError(f"--agreement-fit-seeds: file not found: "
+                                  f"{self.agreement_fit_seeds}")
+                error.field = "agreement_fit_seeds"
+                raise error
         bound("max_ifd", 0.0)
         if self.base_url is not None:
             try:

@@ -237,7 +237,16 @@ def fit_on_seeds(ctx: AnswersContext, demos: list[Demonstrations]) -> dict:
     preview reads only what the shared cache holds), a note says why and the consensus
     filter does not run."""
     shown = {t for d in demos for t in d.task_ids}
-    pool = [t for t in ctx.seeds if t.instances and t.id not in shown
+    tasks = ctx.seeds
+    if ctx.config.agreement_fit_seeds:  # validated as --seeds files are
+        from selfinstruct.errors import UserError
+        from selfinstruct.seeds import load_seeds
+
+        try:
+            tasks = load_seeds(ctx.config.agreement_fit_seeds)
+        except UserError as exc:
+            raise UserError(str(exc).replace("--seeds:", "--agreement-fit-seeds:", 1)) from None
+    pool = [t for t in tasks if t.instances and t.id not in shown
             and not t.is_classification]
     limit = ctx.config.agreement_fit_tasks
     if limit and len(pool) > limit:
@@ -263,4 +272,6 @@ def fit_on_seeds(ctx: AnswersContext, demos: list[Demonstrations]) -> dict:
     correct = [is_correct(t[c.index], task.instances[0].output)
                for t, c, task in zip(texts, consensus, pool)]
     fit = fit_agreement(agreements, correct, ctx.config.agreement_min_kept)
-    return {**fit.as_dict(), "source": "fitted on seed tasks"}
+    source = (f"fitted on {ctx.config.agreement_fit_seeds}" if ctx.config.agreement_fit_seeds
+              else "fitted on seed tasks")
+    return {**fit.as_dict(), "source": source}

@@ -36,3 +36,32 @@ def test_the_answers_stage_scores_whole_texts_where_the_server_echoes(tmp_path, 
         assert curation["skipped"] == [NO_WHOLE_TEXT_SCORES]
         assert not any("ifd" in i for i in instances)
         assert len(echoed) == 1  # the probe alone
+
+
+def test_the_agreement_is_fitted_on_the_tasks_given(tmp_path, capsys):
+    """``--agreement-fit-seeds``: tasks the answerer was not trained on, named in the
+    manifest's fit; a missing file is refused before anything is written."""
+    from selfinstruct.seeds import load_seeds
+
+    held_out = [t for t in load_seeds(None) if not t.is_classification][100:112]
+    fit_file = tmp_path / "held-out.jsonl"
+    fit_file.write_text("".join(json.dumps({
+        "id": t.id, "name": t.id, "instruction": t.instruction, "is_classification": False,
+        "instances": [{"input": i.input, "output": i.output} for i in t.instances]}) + "\n"
+        for t in held_out))
+    run = tmp_path / "run"
+    args = ["--base-url", None, "--model", "fake", "--num-instructions", "2", "--quiet",
+            "--recipe", "curated", "--answers", "2", "--agreement-fit-tasks", "0"]
+    with FakeServer(deterministic=True) as server:
+        args[1] = server.url
+        code, _, err = cli(capsys, "run", "--out", tmp_path / "none", *args,
+                           "--agreement-fit-seeds", tmp_path / "missing.jsonl")
+        assert code == 2 and "--agreement-fit-seeds: file not found" in err
+        assert not (tmp_path / "none").exists()
+        code, _, err = cli(capsys, "run", "--out", run, *args,
+                           "--agreement-fit-seeds", fit_file)
+    assert code == 0, err
+    fit = json.loads((run / "manifest.json").read_text())["curation"]["agreement"]
+    assert fit["source"] == f"fitted on {fit_file}"
+    # every held-out task but those shown as demonstrations (drawn from the run's seeds)
+    assert 0 < fit["tasks"] <= len(held_out)
