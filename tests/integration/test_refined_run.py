@@ -32,7 +32,7 @@ def _records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_default_recipe_calibrates_once_per_model(tmp_path):
+def test_default_recipe_calibrates_once_per_model(tmp_path, monkeypatch):
     prompts = short_prompts(tmp_path / "prompts")
     templates = PromptTemplates.load(str(prompts))
     seeds = tmp_path / "seeds.jsonl"
@@ -68,3 +68,27 @@ def test_default_recipe_calibrates_once_per_model(tmp_path):
             assert record["is_classification"] == (record["margin"] > calibration["threshold"])
             assert record["threshold"] == calibration["threshold"]
             assert len(record["margins"]) == calibration["prompts"]
+    # the preview on the real model is the beginning of the first run: its instructions,
+    # calibrated labels (the seed scores from the shared cache, which it never writes) and
+    # instances are the run's first ones
+    from selfinstruct.run.config import RunConfig
+    from selfinstruct.run.preview import run_preview
+
+    monkeypatch.setenv("SELFINSTRUCT_HOME", env["SELFINSTRUCT_HOME"])
+    cache = tmp_path / "home" / "shared-cache.sqlite"
+    before = cache.read_bytes()
+    preview = run_preview(RunConfig(
+        model="smollm2", seeds=str(seeds), prompts=str(prompts), seed=3, num_instructions=3,
+        bootstrap_max_tokens=256, instance_max_tokens_classification=64,
+        instance_max_tokens_generation=64), tasks=2)
+    kept = _records(first / "instructions.jsonl")[:2]
+    labels = {r["id"]: r["is_classification"] for r in _records(first / "classifications.jsonl")}
+    tasks = {t["id"]: [(i["input"], i["output"]) for i in t["instances"]]
+             for t in _records(first / "tasks.jsonl")}
+    assert [(t.id, t.instruction) for t in preview.tasks] == [(r["id"], r["instruction"])
+                                                              for r in kept]
+    assert [t.is_classification for t in preview.tasks] == [labels[r["id"]] for r in kept]
+    assert [[(i.input, i.output) for i in t.instances] for t in preview.tasks] == \
+        [tasks.get(r["id"], []) for r in kept]
+    assert preview.classification["rule"] == "calibrated"
+    assert cache.read_bytes() == before

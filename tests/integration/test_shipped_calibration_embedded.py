@@ -59,33 +59,3 @@ def test_part_of_the_shipped_calibration_recomputes_within_the_tolerance(smollm2
     swapped_rows = tuple(tuple(row[b] if k == a else row[a] if k == b else m
                                for k, m in enumerate(row)) for row in shipped.margins)
     assert disagreements(replace(shipped, margins=swapped_rows), recomputed)
-
-
-def test_the_preview_on_smollm2_is_the_beginning_of_the_run(tmp_path, monkeypatch):
-    """The real stages on the real model: the preview's instructions, labels (calibrated,
-    with the shipped calibration) and instances are the run's first ones."""
-    from selfinstruct.records import Instance
-    from selfinstruct.run.config import RunConfig
-    from selfinstruct.run.context import open_context
-    from selfinstruct.run.pipeline import run_pipeline
-    from selfinstruct.run.preview import run_preview
-
-    monkeypatch.setenv("SELFINSTRUCT_HOME", str(tmp_path / "home"))
-    config = RunConfig(seed=42, num_instructions=5, instance_max_tokens_classification=96,
-                       instance_max_tokens_generation=96)
-    ctx = open_context(tmp_path / "run", config)
-    try:
-        run_pipeline(ctx)
-        kept = [(r["id"], r["instruction"]) for r in ctx.run.instructions.recover()]
-        labels = {r["id"]: r["is_classification"] for r in ctx.run.classifications.recover()}
-        tasks = {t["id"]: [Instance(i["input"], i["output"]) for i in t["instances"]]
-                 for t in ctx.run.read_tasks()}
-        assert ctx.manifest["classification_calibration"]["source"] == "shipped"
-    finally:
-        ctx.close()
-    preview = run_preview(config, tasks=3)
-    assert preview.classification["source"] == "shipped"
-    assert [(t.id, t.instruction) for t in preview.tasks] == kept[:3]
-    assert [t.is_classification for t in preview.tasks] == [labels[i] for i, _ in kept[:3]]
-    assert [t.instances for t in preview.tasks] == [tasks.get(i, []) for i, _ in kept[:3]]
-    assert not (tmp_path / "home" / "shared-cache.sqlite").exists()
