@@ -79,7 +79,7 @@ class OpenAICompatBackend:
         self._secret = key or ""
         # secrets to scrub from messages: the key, the URL's user and password, and their
         # base64 (a Basic auth header, echoed) and URL encodings
-        self._secrets = scrub_forms(key, *_url_secrets(base_url), *_url_pairs(base_url))
+        self._secrets = scrub_forms(key, *_url_secrets(base_url))
         self.model = model
         self.base_url = base_url
         # credentials in the URL are not sent as HTTP Basic auth unless asked for
@@ -377,22 +377,9 @@ def scrub_forms(*secrets: str | None) -> list[str]:
     return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
 
 
-def _url_pairs(base_url: str | None) -> list[str]:
-    """``user:password`` of ``base_url`` (what Basic auth encodes), raw and decoded."""
-    if not base_url:
-        return []
-    try:
-        parts = urlsplit(base_url)
-    except ValueError:
-        return []
-    if parts.username is None or parts.password is None:
-        return []
-    return [f"{parts.username}:{parts.password}",
-            f"{unquote(parts.username)}:{unquote(parts.password)}"]
-
-
 def _url_secrets(base_url: str | None) -> list[str]:
-    """The user name and password of ``base_url``, raw and percent-decoded."""
+    """The user name and password of ``base_url``, and ``user:password`` (what Basic auth
+    encodes), each raw and percent-decoded."""
     if not base_url:
         return []
     try:
@@ -403,4 +390,7 @@ def _url_secrets(base_url: str | None) -> list[str]:
     for value in (parts.username, parts.password):
         if value:
             out += [value, unquote(value)]
+    if parts.username is not None and parts.password is not None:
+        out += [f"{parts.username}:{parts.password}",
+                f"{unquote(parts.username)}:{unquote(parts.password)}"]
     return out
